@@ -1,0 +1,1 @@
+"""hello-python: the sample FastAPI service that the pipeline builds and deploys."""

@@ -1,0 +1,1 @@
+"""Logic behind the invoke tasks: importable and testable without a shell."""
