@@ -46,7 +46,36 @@ def test(c, in_image=False, reports=None):
     testgate.run_tests(c, test_paths=list(c.config.test.paths), reports_dir=reports_dir)
 
 
-ns = Collection(test)
+@task(
+    help={
+        "demo-dir": "Folder for everything the demo creates; git-ignored (default: demo.dir, .demo).",
+        "base-image": "Base image for the build; 'auto' builds a stand-in where none can be pulled (default: demo.base_image).",
+    }
+)
+@fail_cleanly
+def demo(c, demo_dir=None, base_image=None):
+    """Run test, build, push and bump on this machine against local stand-ins."""
+    from pathlib import Path
+
+    from pipeline.demo import DemoSettings, run_demo
+
+    project_dir = Path(c.config.demo.project_dir or ".").resolve()
+    settings = DemoSettings(
+        project_dir=project_dir,
+        demo_dir=project_dir / (demo_dir or c.config.demo.dir),
+        test_paths=list(c.config.test.paths),
+        reports_dir=c.config.test.reports,
+        engine=c.config.build.engine if "build" in c.config else "auto",
+        base_image=base_image or c.config.demo.base_image,
+        manifests_source=project_dir / "manifests",
+        manifests_path=c.config.manifests.path,
+        target_branch=c.config.manifests.branch,
+        branch_prefix=c.config.bump.branch_prefix,
+    )
+    run_demo(c, settings)
+
+
+ns = Collection(test, demo)
 ns.configure(
     {
         "run": {"echo": False},
@@ -59,6 +88,14 @@ ns.configure(
         "test": {
             "paths": ["tests/app"],
             "reports": "reports",
+        },
+        "demo": {
+            # Everything `inv demo` creates goes here; .gitignore lists it.
+            "dir": ".demo",
+            # "auto": the build's base image, or a stand-in built with debootstrap where none can be pulled.
+            "base_image": "auto",
+            # The application repository the demo runs in; empty means the current folder.
+            "project_dir": "",
         },
     }
 )
