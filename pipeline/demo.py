@@ -78,7 +78,7 @@ def run_demo(c: Context, settings: DemoSettings) -> DemoState:
     """Run test, build, push and bump against local stand-ins and print a summary.
 
     A step that cannot run on this machine is skipped with one sentence saying
-    what to install; a step that fails raises and stops every step after it.
+    what to install. A step that fails raises, which stops every step after it.
     """
     from pipeline.revision import image_tag
 

@@ -57,7 +57,7 @@ class StandinError(PipelineError):
 
 
 def create_manifests_remote(bare_dir: Path, content_dir: Path, record_dir: Path, branch: str = "main") -> None:
-    """Create a bare repository whose first commit on branch holds the files of content_dir.
+    """Create a bare repository whose first commit on branch contains the files of content_dir.
 
     An existing bare_dir and record_dir are replaced, so a second run starts
     from the same state as the first.
