@@ -75,7 +75,42 @@ def demo(c, demo_dir=None, base_image=None):
     run_demo(c, settings)
 
 
-ns = Collection(test, demo)
+@task(
+    iterable=["path"],
+    help={
+        "path": "Manifest file or folder (.yaml/.yml, searched recursively); repeat for more (required).",
+        "image": "Image reference to set, such as registry.example.com/shop/web:7d41e0c or …@sha256:… (required).",
+        "container": "Set the container with this name whatever its image (default: match by image repository).",
+        "key": "Dotted path of the value to set in other YAML, such as image.tag in Helm values (default: none).",
+        "dry-run": "Print the unified diff and write nothing.",
+    },
+)
+@fail_cleanly
+def set_image(c, path, image=None, container=None, key=None, dry_run=False):
+    """Set an image in manifests, kustomizations or Helm values, changing only the value's text."""
+    from pipeline.manifests import ManifestError, set_image as set_image_in_files
+    from pipeline.reference import parse_image_reference
+
+    if not image:
+        raise ManifestError("--image is required; give a reference such as registry.example.com/shop/web:7d41e0c")
+    if not path:
+        raise ManifestError("--path is required; give a manifest file or folder, repeat --path for more")
+    reference = parse_image_reference(image)
+    result = set_image_in_files(path, reference, container=container, key=key, dry_run=dry_run)
+
+    for change in result.changes:
+        print(change)
+    if result.up_to_date:
+        print(f"already up to date: {len(result.unchanged)} value(s) hold {reference}")
+        return
+    if dry_run:
+        print(result.diff, end="")
+        print(f"{len(result.changes)} value(s) would change; nothing written (--dry-run)")
+    else:
+        print(f"{len(result.changes)} value(s) changed")
+
+
+ns = Collection(test, demo, set_image)
 ns.configure(
     {
         "run": {"echo": False},

@@ -1,0 +1,12 @@
+"""Edit scalar values in YAML text in place, keeping every other byte of the file.
+
+`pipeline.manifests` is the public surface; these modules hold the parts that
+do not know about Kubernetes: loading with marks, node paths and anchors,
+and writing a scalar in a style that YAML still reads as a string.
+"""
+
+from pipeline.errors import PipelineError
+
+
+class ManifestError(PipelineError):
+    """A manifest cannot be read, does not contain the target, or cannot be edited safely."""
