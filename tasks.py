@@ -110,7 +110,56 @@ def set_image(c, path, image=None, container=None, key=None, dry_run=False):
         print(f"{len(result.changes)} value(s) changed")
 
 
-ns = Collection(test, demo, set_image)
+_BUMP_HELP = {
+    "mode": "merge-request (branch + GitLab merge request) or direct (push to the target branch) (default: bump.mode).",
+    "url": "Clone URL of the manifests repository (default: manifests.url).",
+    "branch": "Target branch of the manifests repository (default: manifests.branch, main).",
+    "path": "File or folder inside the manifests repository to edit (default: manifests.path, overlays/dev).",
+    "container": "Name of the container whose image to set, when several match (default: bump.container, any).",
+    "dry-run": "Clone and edit, print the diff and the push, and push nothing.",
+    "pin-digest": "Append the digest that inv push wrote to bump.image_env (default: bump.pin_digest, off).",
+    "attempts": "Direct mode: pushes to try when others push first (default: bump.attempts, 6).",
+    "result-file": "JSON file for the CI job with status, branch, commit and images (default: bump.result_file).",
+}
+
+
+@task(
+    help={
+        **_BUMP_HELP,
+        "tag": "Image tag to propose (default: the tag of this commit, as inv build computes it).",
+        "allow-rollback": "Replace the deployed image even when it is newer or its age is unknown.",
+    }
+)
+@fail_cleanly
+def bump(c, mode=None, url=None, branch=None, path=None, tag=None, container=None, allow_rollback=False,
+         dry_run=False, pin_digest=False, attempts=None, result_file=None):
+    """Propose this commit's image to the manifests repository."""
+    from pipeline.bump_task import run_bump
+
+    result = run_bump(c.config, tag=tag, mode=mode, url=url, branch=branch, path=path, container=container,
+                      allow_rollback=allow_rollback, dry_run=dry_run, pin=pin_digest or None, attempts=attempts,
+                      result_file=result_file)
+    print(result.message)
+
+
+@task(
+    help={
+        **_BUMP_HELP,
+        "to": "Commit of the application repository whose image to deploy again (required).",
+    }
+)
+@fail_cleanly
+def rollback(c, to, mode=None, url=None, branch=None, path=None, container=None, dry_run=False, pin_digest=False,
+             attempts=None, result_file=None):
+    """Deploy an earlier commit's image again, on purpose, through the same path as bump."""
+    from pipeline.bump_task import run_bump
+
+    result = run_bump(c.config, rollback_to=to, mode=mode, url=url, branch=branch, path=path, container=container,
+                      dry_run=dry_run, pin=pin_digest or None, attempts=attempts, result_file=result_file)
+    print(result.message)
+
+
+ns = Collection(test, demo, set_image, bump, rollback)
 ns.configure(
     {
         "run": {"echo": False},
@@ -123,6 +172,41 @@ ns.configure(
         "test": {
             "paths": ["tests/app"],
             "reports": "reports",
+        },
+        "manifests": {
+            # Clone URL: ssh://…, git@host:group/repo.git, https://… or a local path.
+            "url": "",
+            "branch": "main",
+            # File or folder inside the manifests repository that inv bump edits.
+            "path": "overlays/dev",
+            # Deploy key and known_hosts, each a path or the content; empty means the
+            # MANIFESTS_SSH_PRIVATE_KEY and MANIFESTS_KNOWN_HOSTS variables. An HTTPS
+            # token comes only from the MANIFESTS_TOKEN variable.
+            "ssh_key": "",
+            "known_hosts": "",
+            "token_username": "oauth2",
+        },
+        "bump": {
+            # "merge-request" or "direct".
+            "mode": "merge-request",
+            "branch_prefix": "argocd/",
+            "author_name": "hello-python bot",
+            "author_email": "hello-python-bot@noreply.invalid",
+            "container": "",
+            # GitLab merge request push options (merge-request mode).
+            "create_merge_request": True,
+            "remove_source_branch": True,
+            "auto_merge": False,
+            # GitLab 17 and later; older versions take merge_request.merge_when_pipeline_succeeds.
+            "auto_merge_option": "merge_request.auto_merge",
+            "labels": [],
+            # Direct mode: pushes in all, and the first backoff in seconds (doubled, jittered).
+            "attempts": 6,
+            "backoff_seconds": 0.5,
+            "result_file": "reports/bump.json",
+            # Pin the digest that inv push recorded in image_env for the same tag.
+            "pin_digest": False,
+            "image_env": "reports/image.env",
         },
         "demo": {
             # Everything `inv demo` creates goes here; .gitignore lists it.

@@ -1,0 +1,119 @@
+"""Turn invoke's configuration and flags into one `bump_manifests` call, and record the result.
+
+`inv bump` and `inv rollback` both come here, so they read the same settings
+(`manifests.*` and `bump.*`, see `ns.configure` in tasks.py) and write the
+same result file.
+"""
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipeline import config as project_config
+from pipeline.errors import PipelineError
+from pipeline.gitops import (
+    BumpResult,
+    Credentials,
+    MergeRequestOptions,
+    bump_manifests,
+    pin_digest,
+    read_image_env,
+    write_result,
+)
+from pipeline.reference import parse_image_reference
+from pipeline.revision import SHORT_SHA_LENGTH, image_tag, open_repository, source_commit
+
+# Secrets come from the environment only, so they never sit in invoke.yaml.
+# A GitLab file-type variable holds a path; a plain variable holds the content.
+SSH_KEY_VARIABLE = "MANIFESTS_SSH_PRIVATE_KEY"
+KNOWN_HOSTS_VARIABLE = "MANIFESTS_KNOWN_HOSTS"
+TOKEN_VARIABLE = "MANIFESTS_TOKEN"
+
+
+def run_bump(
+    config,
+    *,
+    tag: str | None = None,
+    rollback_to: str | None = None,
+    mode: str | None = None,
+    url: str | None = None,
+    branch: str | None = None,
+    path: str | None = None,
+    container: str | None = None,
+    allow_rollback: bool = False,
+    dry_run: bool = False,
+    pin: bool | None = None,
+    attempts: int | None = None,
+    result_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> BumpResult:
+    """Run one bump with config (invoke's) and the flags given; write the result file, also on failure."""
+    environ = os.environ if environ is None else environ
+    manifests, bump = config.manifests, config.bump
+    result_path = Path(result_file or bump.result_file)
+    new_image = ""
+    try:
+        repository = project_config.image_repository(config, environ)
+        if rollback_to:
+            commit = _resolve_commit(rollback_to)
+            image_tag_text, commit_hash = commit[:SHORT_SHA_LENGTH], commit
+            allow_rollback = True
+        else:
+            image_tag_text = tag or image_tag(".", environ)
+            commit_hash = source_commit(".", environ) if not tag else ""
+        image = parse_image_reference(f"{repository}:{image_tag_text}")
+        new_image = str(image)
+
+        if bump.pin_digest if pin is None else pin:
+            image = pin_digest(image, read_image_env(bump.image_env), bump.image_env)
+            new_image = str(image)
+
+        result = bump_manifests(
+            url=project_config.require(url or manifests.url, "manifests.url", "git@gitlab.com:group/manifests.git"),
+            target_branch=project_config.require(branch or manifests.branch, "manifests.branch", "main"),
+            manifests_path=project_config.require(path or manifests.path, "manifests.path", "overlays/dev"),
+            image=image,
+            mode=mode or bump.mode,
+            branch_prefix=bump.branch_prefix,
+            container=container or bump.container or None,
+            source_commit=commit_hash,
+            pipeline_url=project_config.pipeline_url(environ),
+            author_name=bump.author_name,
+            author_email=bump.author_email,
+            merge_request=MergeRequestOptions(
+                create=bool(bump.create_merge_request),
+                remove_source_branch=bool(bump.remove_source_branch),
+                auto_merge=bool(bump.auto_merge),
+                auto_merge_option=bump.auto_merge_option,
+                labels=tuple(bump.labels or ()),
+            ),
+            credentials_=Credentials(
+                ssh_key=manifests.ssh_key or environ.get(SSH_KEY_VARIABLE, ""),
+                known_hosts=manifests.known_hosts or environ.get(KNOWN_HOSTS_VARIABLE, ""),
+                token=environ.get(TOKEN_VARIABLE, ""),
+                token_username=manifests.token_username,
+            ),
+            allow_rollback=allow_rollback,
+            dry_run=dry_run,
+            attempts=int(attempts or bump.attempts),
+            backoff_seconds=float(bump.backoff_seconds),
+        )
+    except PipelineError as error:
+        write_result(None, result_path, failure=str(error), new_image=new_image)
+        raise
+    write_result(result, result_path)
+    return result
+
+
+def _resolve_commit(revision: str) -> str:
+    """Return the full hash of revision in the application repository, or raise PipelineError."""
+    import git
+
+    repo = open_repository(".")
+    try:
+        return repo.git.rev_parse("--verify", "--quiet", f"{revision}^{{commit}}")
+    except git.GitCommandError:
+        raise PipelineError(
+            f"rollback target {revision!r} is not a commit of the application repository at {repo.working_tree_dir}; "
+            "give a commit hash from `git log`, and fetch first if the clone is shallow"
+        ) from None
