@@ -159,7 +159,35 @@ def rollback(c, to, mode=None, url=None, branch=None, path=None, container=None,
     print(result.message)
 
 
-ns = Collection(test, demo, set_image, bump, rollback)
+@task(
+    help={
+        "path": "Folder of the manifests repository to check (default: lint.manifests, manifests).",
+        "kubernetes-version": "Kubernetes minor version whose schemas apply, such as 1.31 (default: lint.kubernetes_version).",
+    }
+)
+@fail_cleanly
+def lint(c, path=None, kubernetes_version=None):
+    """Check that the manifests render, match the Kubernetes schemas and pin full image references."""
+    import os
+
+    from pipeline.kubelint import LintError, lint_manifests
+
+    folder = path or c.config.lint.manifests
+    report = lint_manifests(
+        folder,
+        kubernetes_version=str(kubernetes_version or c.config.lint.kubernetes_version),
+        require_tools=os.environ.get("CI", "").lower() == "true",
+    )
+    for note in report.skipped:
+        print(f"note: {note}")
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    if report.problems:
+        raise LintError(f"lint found {len(report.problems)} problem(s) in {folder}; fix the lines above")
+    print(f"lint passed: {len(report.rendered)} kustomization folder(s), {report.objects_checked} object(s) in {folder}")
+
+
+ns = Collection(test, demo, set_image, bump, rollback, lint)
 ns.configure(
     {
         "run": {"echo": False},
@@ -168,6 +196,19 @@ ns.configure(
             "repository": "",
             "registry": "",
             "name": "hello-python",
+        },
+        "environments": {
+            # Environments that inv bump --env and inv promote accept.
+            "names": ["dev", "prod"],
+            "default": "dev",
+            # Folder of an environment in the manifests repository; {env} is its name.
+            "path": "overlays/{env}",
+        },
+        "lint": {
+            # Folder that inv lint checks: this repository's copy of the manifests repository.
+            "manifests": "manifests",
+            # Oldest Kubernetes minor version the manifests must be valid for; selects the schemas.
+            "kubernetes_version": "1.31",
         },
         "test": {
             "paths": ["tests/app"],
