@@ -130,7 +130,7 @@ def set_image(
     _check_duplicate_keys(candidates)
 
     edits_by_file: dict[Path, tuple[YamlFile, list[_Edit]]] = {}
-    for candidate in candidates:
+    for candidate in sorted(candidates, key=lambda candidate: (files.index(candidate.yaml_file), candidate.edit.change.line)):
         edits_by_file.setdefault(candidate.yaml_file.path, (candidate.yaml_file, []))[1].append(candidate.edit)
 
     changes, unchanged, new_texts, diffs = [], [], {}, []
@@ -167,7 +167,7 @@ def _yaml_files(paths) -> list[Path]:
                 and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
             )
             if not in_folder:
-                raise ManifestError(f"folder {path} contains no .yaml or .yml file; give the folder that holds the manifests")
+                raise ManifestError(f"folder {path} contains no .yaml or .yml file; give the folder that contains the manifests")
             found.extend(in_folder)
         elif path.is_file():
             found.append(path)
@@ -387,7 +387,7 @@ def _key_candidates(files: list[YamlFile], image: ImageReference, key_path: Segm
             location = f"key {key}"
             sharing = index.sharing(chain)
             if sharing.alias_of is not None:
-                raise ManifestError(_alias_message(yaml_file, target, key, sharing))
+                raise ManifestError(_alias_message(yaml_file, chain, key, sharing))
             if sharing.used_by:
                 users = ", ".join(format_path(path) for path in sharing.used_by)
                 location += f" (anchored, also used by {users})"
@@ -476,14 +476,27 @@ def _check_sibling_repository(yaml_file: YamlFile, parent, image: ImageReference
         )
 
 
-def _alias_message(yaml_file: YamlFile, target: yaml.Node, key: str, sharing) -> str:
+def _alias_message(yaml_file: YamlFile, chain, key: str, sharing) -> str:
     definition = format_path(sharing.alias_of)
     via = format_path(sharing.alias_path)
-    how = "a merge key (<<)" if sharing.alias_path and sharing.alias_path[-1] == "<<" else "an alias"
+    how = "a merge key (<<)" if sharing.alias_path[-1] == "<<" else "an alias"
+    line = _alias_line(chain, sharing.alias_path)
     return (
-        f"{yaml_file.path}:{target.start_mark.line + 1}: --key {key} reaches the value through {how} at {via}, "
+        f"{yaml_file.path}:{line}: --key {key} reaches the value through {how} at {via}, "
         f"so writing it there would split it from its anchor; use --key {definition} to edit the anchored value"
     )
+
+
+def _alias_line(chain, alias_path: Segments) -> int:
+    """Return the line of the key that holds the alias at alias_path; the aliased node's own marks are its anchor's."""
+    parents = [node for path, node in chain if path == alias_path[:-1]]
+    segment = alias_path[-1]
+    if parents and isinstance(parents[0], yaml.MappingNode):
+        for key_node, _ in parents[0].value:
+            is_merge = key_node.tag == "tag:yaml.org,2002:merge"
+            if (segment == "<<" and is_merge) or (not is_merge and scalar_text(key_node) == segment):
+                return key_node.start_mark.line + 1
+    return chain[-1][1].start_mark.line + 1
 
 
 # --- shared checks -----------------------------------------------------------
@@ -587,8 +600,10 @@ def _apply_splices(yaml_file: YamlFile, splices: list[Splice]) -> str:
 def _unified_diff(yaml_file: YamlFile, new_text: str) -> str:
     old_lines = yaml_file.text.splitlines(keepends=True)
     new_lines = new_text.splitlines(keepends=True)
+    path = yaml_file.path
+    old_label, new_label = (str(path), str(path)) if path.is_absolute() else (f"a/{path}", f"b/{path}")
     lines = []
-    for line in difflib.unified_diff(old_lines, new_lines, f"a/{yaml_file.path}", f"b/{yaml_file.path}"):
+    for line in difflib.unified_diff(old_lines, new_lines, old_label, new_label):
         lines.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(lines)
 

@@ -68,6 +68,9 @@ def load_yaml_file(path: Path) -> YamlFile:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "invalid YAML"
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if error.context and error.context_mark and error.problem:
+            context_mark = error.context_mark
+            problem += f" ({error.context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
         raise ManifestError(f"{path}: invalid YAML{where}: {problem}; fix the file and run again") from None
     except yaml.YAMLError as error:
         reason = " ".join(str(error).split())
