@@ -6,6 +6,7 @@ non-zero exit (see `fail_cleanly`). Heavy imports happen inside the tasks so
 that `inv --list` stays fast.
 """
 
+import contextlib
 import functools
 import sys
 
@@ -29,20 +30,149 @@ def fail_cleanly(function):
     return wrapper
 
 
+_IMAGE_HELP = {
+    "engine": "auto, docker, podman or buildah (default: build.engine, auto: the first that works).",
+    "host": "Build on this host over SSH, as user@host[:port], from the committed tree (default: build.host, local).",
+    "standin-base": "Build on a Debian stand-in base made with debootstrap, for machines that cannot pull "
+    "python:3.12-slim (default: build.standin_base, off).",
+}
+
+
+@contextlib.contextmanager
+def _build_session(c, engine=None, host=None):
+    """Open the engine (and the SSH connection for a remote build) from the task's options and build.* config."""
+    from pipeline.images import build_session
+
+    settings = c.config.build
+    with build_session(
+        c,
+        engine_name=engine or settings.engine,
+        storage_driver=settings.storage_driver,
+        isolation=settings.isolation,
+        host=host if host is not None else settings.host,
+        known_hosts=settings.known_hosts,
+        identity_file=settings.identity_file,
+        connect_timeout=float(settings.connect_timeout),
+    ) as session:
+        yield session
+
+
+def _image_name(c, session=None, stage=None) -> tuple[str, str]:
+    """Return (repository, tag) of this commit's image; a test-stage image gets its own tag suffix."""
+    from pipeline.config import image_repository
+    from pipeline.images import clean_tag_for_remote
+    from pipeline.revision import image_tag
+
+    tag = image_tag()
+    if session is not None and session.remote:
+        tag = clean_tag_for_remote(tag)
+    if stage and stage != "runtime":
+        tag = f"{tag}-{stage}"
+    return image_repository(c.config), tag
+
+
+def _build_stage(c, session, stage, standin_base=False) -> str:
+    """Build one stage of the Dockerfile in the session and return the image reference it was tagged with."""
+    from pipeline.images import build_args
+    from pipeline.standin import ensure_standin_base
+
+    repository, tag = _image_name(c, session, stage)
+    image = f"{repository}:{tag}"
+    base_image = c.config.build.base_image
+    if standin_base or c.config.build.standin_base:
+        base_image = ensure_standin_base(session.engine.c, session.engine)
+    session.engine.build(session.context_dir, image, target=stage, build_args=build_args(base_image=base_image))
+    print(f"built {image}")
+    return image
+
+
+@task(
+    help={
+        **_IMAGE_HELP,
+        "target": "Dockerfile stage to build: runtime or test (default: runtime).",
+    }
+)
+@fail_cleanly
+def build(c, engine=None, host=None, target="runtime", standin_base=False):
+    """Build this commit's image from the Dockerfile, here or on a remote builder."""
+    with _build_session(c, engine, host) as session:
+        _build_stage(c, session, target, standin_base)
+
+
+@task(
+    help={
+        "engine": _IMAGE_HELP["engine"],
+        "host": "Push from this build host over SSH, as user@host[:port] (default: build.host, local).",
+        "result-file": "Dotenv file for the bump job with IMAGE_REFERENCE, IMAGE_TAG and IMAGE_DIGEST "
+        "(default: push.result_file, reports/image.env).",
+    }
+)
+@fail_cleanly
+def push(c, engine=None, host=None, result_file=None):
+    """Push this commit's image and record its reference, tag and digest for the bump job."""
+    from pipeline import images
+
+    repository, tag = _image_name(c)
+    images.check_pushable_tag(tag)
+    image = f"{repository}:{tag}"
+    with _build_session(c, engine, host) as session:
+        images.login_from_environment(session.engine)
+        digest = session.engine.push(image)
+    path = images.write_push_result(result_file or c.config.push.result_file, repository=repository, tag=tag,
+                                    digest=digest)
+    print(f"pushed {image}@{digest}; wrote {path}")
+
+
+@task(
+    help={
+        "engine": "docker or podman; buildah cannot run services (default: build.engine).",
+        "port": "Port on 127.0.0.1 that serves the app (default: build.run_port, 8080).",
+        "stop": "Stop the container that inv run started, instead of starting one.",
+        "image": "Image to run (default: this commit's image, as inv build tags it).",
+    }
+)
+@fail_cleanly
+def run(c, engine=None, port=None, stop=False, image=None):
+    """Start this commit's image in the background on 127.0.0.1, or stop it with --stop."""
+    from pipeline.engines import select_engine
+    from pipeline.images import CONTAINER_PORT
+
+    settings = c.config.build
+    selected = select_engine(c, engine or settings.engine, storage_driver=settings.storage_driver,
+                             isolation=settings.isolation)
+    name = settings.run_name
+    if stop:
+        selected.stop_service(name)
+        print(f"stopped {name}")
+        return
+    if not image:
+        repository, tag = _image_name(c)
+        image = f"{repository}:{tag}"
+    port = int(port or settings.run_port)
+    selected.run_service(image, name=name, port=port, container_port=CONTAINER_PORT)
+    print(f"{image} serves http://127.0.0.1:{port}/ as container {name}; stop it with inv run --stop")
+
+
 @task(
     help={
         "in-image": "Build the Dockerfile's test stage and run the tests inside it (default: run them here).",
         "reports": "Folder for the JUnit, Cobertura and HTML reports (default: test.reports).",
+        **{key: value for key, value in _IMAGE_HELP.items() if key in ("engine", "host", "standin-base")},
     }
 )
 @fail_cleanly
-def test(c, in_image=False, reports=None):
+def test(c, in_image=False, reports=None, engine=None, host=None, standin_base=False):
     """Run the app's tests with coverage of app/ and fail below the gate in pyproject.toml."""
     from pipeline import testgate
 
     reports_dir = reports or c.config.test.reports
     if in_image:
-        raise Exit("error: test --in-image is not implemented yet")
+        from pipeline import images
+
+        with _build_session(c, engine, host) as session:
+            image = _build_stage(c, session, images.TEST_STAGE, standin_base)
+            images.test_in_image(session, image, reports_dir)
+        return
     testgate.run_tests(c, test_paths=list(c.config.test.paths), reports_dir=reports_dir)
 
 
@@ -187,7 +317,7 @@ def lint(c, path=None, kubernetes_version=None):
     print(f"lint passed: {len(report.rendered)} kustomization folder(s), {report.objects_checked} object(s) in {folder}")
 
 
-ns = Collection(test, demo, set_image, bump, rollback, lint)
+ns = Collection(test, build, push, run, demo, set_image, bump, rollback, lint)
 ns.configure(
     {
         "run": {"echo": False},
@@ -213,6 +343,31 @@ ns.configure(
         "test": {
             "paths": ["tests/app"],
             "reports": "reports",
+        },
+        "build": {
+            # auto, docker, podman or buildah; auto takes the first that works here.
+            "engine": "auto",
+            # buildah/podman storage driver and build isolation; empty means the
+            # STORAGE_DRIVER and BUILDAH_ISOLATION variables, else vfs and chroot.
+            "storage_driver": "",
+            "isolation": "",
+            # BASE_IMAGE build argument; empty keeps the Dockerfile's python:3.12-slim.
+            "base_image": "",
+            # Build a Debian stand-in base with debootstrap and use it as BASE_IMAGE.
+            "standin_base": False,
+            # Remote builder as user@host[:port]; empty builds here.
+            "host": "",
+            "known_hosts": "~/.ssh/known_hosts",
+            # Private key for the remote builder; empty means ssh-agent and ~/.ssh keys.
+            "identity_file": "",
+            "connect_timeout": 15,
+            # inv run: port on 127.0.0.1 and container name.
+            "run_port": 8080,
+            "run_name": "hello-python",
+        },
+        "push": {
+            # Dotenv file with IMAGE_REFERENCE, IMAGE_TAG and IMAGE_DIGEST for the bump job.
+            "result_file": "reports/image.env",
         },
         "manifests": {
             # Clone URL: ssh://…, git@host:group/repo.git, https://… or a local path.

@@ -1,0 +1,176 @@
+"""Steps behind `inv build`, `inv push`, `inv run` and `inv test --in-image`.
+
+Each step takes an engine from `pipeline.engines`. The engine runs its
+commands on this machine, or on a remote builder when `build_session` opened
+an SSH connection; the steps do not need to know which.
+"""
+
+import contextlib
+import datetime
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.engines import Engine, select_engine
+from pipeline.errors import PipelineError
+from pipeline.revision import DIRTY_SUFFIX
+
+TEST_STAGE = "test"
+RUNTIME_STAGE = "runtime"
+CONTAINER_PORT = 8080
+# Reports folder inside the test-stage container, a bind mount of a folder on the engine's host.
+CONTAINER_REPORTS_DIR = "/reports"
+REPORT_FILES = ("junit.xml", "coverage.xml", "coverage-html")
+
+
+class ImageError(PipelineError):
+    """An image cannot be built, tested, pushed or run as requested."""
+
+
+@dataclass
+class BuildSession:
+    """An engine and the build context folder it reads, on this machine or on a remote builder."""
+
+    engine: Engine
+    context_dir: str
+    connection: object | None = None
+
+    @property
+    def remote(self) -> bool:
+        return self.connection is not None
+
+
+@contextlib.contextmanager
+def build_session(c, *, engine_name: str, storage_driver: str = "", isolation: str = "", host: str = "",
+                  known_hosts: str = "", identity_file: str = "", connect_timeout: float = 15,
+                  repo_dir: str | Path = "."):
+    """Yield a BuildSession: the working tree and a local engine, or HEAD's tree on a remote builder.
+
+    With host set, the committed tree of HEAD is copied to a temporary folder
+    on that host (removed on exit) and the engine is chosen there.
+    """
+    if not host:
+        engine = select_engine(c, engine_name, storage_driver=storage_driver, isolation=isolation)
+        print(f"engine: {engine.name}")
+        yield BuildSession(engine=engine, context_dir=str(Path(repo_dir).resolve()))
+        return
+
+    from pipeline import remote
+
+    with remote.connect(host, known_hosts=known_hosts or remote.DEFAULT_KNOWN_HOSTS, identity_file=identity_file,
+                        connect_timeout=connect_timeout) as connection:
+        engine = select_engine(connection, engine_name, storage_driver=storage_driver, isolation=isolation)
+        print(f"engine: {engine.name} on {host}")
+        context_dir = remote.upload_committed_tree(connection, repo_dir)
+        try:
+            yield BuildSession(engine=engine, context_dir=context_dir, connection=connection)
+        finally:
+            remote.remove_remote(connection, context_dir)
+
+
+def build_args(repo_dir: str | Path = ".", *, base_image: str = "", environ: Mapping[str, str] | None = None,
+               now: datetime.datetime | None = None) -> dict[str, str]:
+    """Return the Dockerfile's build arguments: commit, source URL, creation time and, if set, the base image."""
+    from pipeline.revision import source_commit
+
+    environ = os.environ if environ is None else environ
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    args = {
+        "GIT_COMMIT": source_commit(repo_dir, environ),
+        "SOURCE_URL": environ.get("CI_PROJECT_URL", "").strip(),
+        "CREATED": now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if base_image:
+        args["BASE_IMAGE"] = base_image
+    return args
+
+
+def clean_tag_for_remote(tag: str) -> str:
+    """Drop "-dirty" from a tag, because a remote build uses the committed tree, never the working tree."""
+    if tag.endswith(DIRTY_SUFFIX):
+        clean = tag[: -len(DIRTY_SUFFIX)]
+        print(f"note: the working tree has uncommitted changes; the remote build uses commit {clean} only")
+        return clean
+    return tag
+
+
+def check_pushable_tag(tag: str) -> None:
+    """Raise ImageError for a "-dirty" tag: an image of uncommitted code must never reach the registry."""
+    if tag.endswith(DIRTY_SUFFIX):
+        raise ImageError(
+            f"cannot push tag {tag}: the working tree has uncommitted changes; commit or stash them, "
+            "then build and push again"
+        )
+
+
+def login_from_environment(engine: Engine, environ: Mapping[str, str] | None = None) -> bool:
+    """Log in to CI_REGISTRY with CI_REGISTRY_USER/CI_REGISTRY_PASSWORD when all three are set."""
+    environ = os.environ if environ is None else environ
+    registry = environ.get("CI_REGISTRY", "").strip()
+    user = environ.get("CI_REGISTRY_USER", "").strip()
+    password = environ.get("CI_REGISTRY_PASSWORD", "")
+    if not (registry and user and password):
+        return False
+    engine.login(registry, user, password)
+    return True
+
+
+def write_push_result(path: str | Path, *, repository: str, tag: str, digest: str) -> Path:
+    """Write IMAGE_REFERENCE, IMAGE_TAG and IMAGE_DIGEST as a dotenv file for the bump job."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"IMAGE_REFERENCE={repository}:{tag}\n"
+        f"IMAGE_TAG={tag}\n"
+        f"IMAGE_DIGEST={digest}\n"
+    )
+    return path
+
+
+def read_push_result(path: str | Path) -> dict[str, str]:
+    """Return the variables of a file that write_push_result wrote."""
+    values = {}
+    for line in Path(path).read_text().splitlines():
+        key, separator, value = line.partition("=")
+        if separator:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def test_in_image(session: BuildSession, image: str, reports_dir: str | Path) -> None:
+    """Run the app's tests and the coverage gate inside the test-stage image, then copy the reports here.
+
+    The gate (fail_under) and what is measured come from the pyproject.toml
+    inside the image, applied by pytest-cov. Reports are copied also when a
+    test fails or the gate is not met; the error is raised afterwards.
+    """
+    engine = session.engine
+    host_dir = engine.execute(["mktemp", "-d"], what="mktemp", hide=True).stdout.strip()
+    # The tests run as the image's non-root user, which must be able to write the reports.
+    engine.execute(["chmod", "0777", host_dir], what="chmod", hide=True)
+    argv = [
+        "python", "-m", "pytest", "-p", "no:cacheprovider", "tests/app",
+        "--cov", "--cov-report=term-missing",
+        f"--cov-report=xml:{CONTAINER_REPORTS_DIR}/coverage.xml",
+        f"--cov-report=html:{CONTAINER_REPORTS_DIR}/coverage-html",
+        f"--junitxml={CONTAINER_REPORTS_DIR}/junit.xml",
+    ]
+    try:
+        engine.run_once(image, argv, volumes={host_dir: CONTAINER_REPORTS_DIR})
+    finally:
+        copy_reports(session, host_dir, Path(reports_dir))
+    print(f"tests and coverage gate passed inside {image}; reports in {reports_dir}")
+
+
+def copy_reports(session: BuildSession, host_dir: str, reports_dir: Path) -> None:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    if session.remote:
+        from pipeline import remote
+
+        remote.download_folder(session.connection, host_dir, reports_dir)
+        remote.remove_remote(session.connection, host_dir)
+        return
+    shutil.copytree(host_dir, reports_dir, dirs_exist_ok=True)
+    shutil.rmtree(host_dir, ignore_errors=True)
