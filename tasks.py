@@ -317,7 +317,29 @@ def lint(c, path=None, kubernetes_version=None):
     print(f"lint passed: {len(report.rendered)} kustomization folder(s), {report.objects_checked} object(s) in {folder}")
 
 
-ns = Collection(test, build, push, run, demo, set_image, bump, rollback, lint)
+@task(
+    help={
+        "from": "Environment whose image to copy (default: environments.default, dev).",
+        "to": "Environment to propose that image for, such as prod (required).",
+        "url": "Clone URL of the manifests repository (default: manifests.url).",
+        "branch": "Target branch of the manifests repository (default: manifests.branch, main).",
+        "mode": "merge-request (branch + GitLab merge request) or direct (push to the target branch) (default: bump.mode).",
+        "dry-run": "Clone and edit, print the diff and the push, and push nothing.",
+    }
+)
+@fail_cleanly
+def promote(c, to=None, from_=None, url=None, branch=None, mode=None, dry_run=False):
+    """Propose the image one environment runs for another, such as dev to prod, through a merge request."""
+    from pipeline.promote import PromotionError, run_promote
+
+    if not to:
+        raise PromotionError("--to is required; name the environment to promote to, such as prod")
+    result = run_promote(c.config, source_env=from_ or c.config.environments.default, target_env=to, url=url,
+                         branch=branch, mode=mode, dry_run=dry_run)
+    print(result.message)
+
+
+ns = Collection(test, build, push, run, demo, set_image, bump, rollback, lint, promote)
 ns.configure(
     {
         "run": {"echo": False},
