@@ -406,6 +406,15 @@ def _check_directory(directory: Path, copy: Path, shown_root: str, validator, re
     report.rendered.append(shown_directory)
 
     images = _kustomization_images(directory)
+    for index, entry in enumerate(images):
+        if not entry.get("newTag") and not entry.get("digest"):
+            report.add(Problem(
+                f"{shown_directory}/kustomization.yaml",
+                "sets no newTag or digest, so the tag written in the base is deployed; set newTag",
+                "",
+                f"images[{index}]",
+            ))
+
     for content in yaml.safe_load_all(rendered):
         if not isinstance(content, dict):
             continue

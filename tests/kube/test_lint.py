@@ -73,17 +73,25 @@ def test_lint_reports_unknown_field(manifests_copy, kubectl):
 
 def test_lint_reports_overlay_image_without_tag(manifests_copy, kubectl):
     replace_in(manifests_copy / "overlays" / "prod" / "kustomization.yaml", '    newTag: "0.1.0"\n', "")
+
+    result = lint(manifests_copy)
+
+    assert result.returncode == 1
+    assert problem_lines(result) == [
+        f"{manifests_copy}/overlays/prod/kustomization.yaml: images[0]: sets no newTag or digest, "
+        "so the tag written in the base is deployed; set newTag",
+    ]
+
+
+def test_lint_reports_container_image_without_tag(manifests_copy, kubectl):
     replace_in(manifests_copy / DEPLOYMENT, "hello-python:base", "hello-python")
 
     result = lint(manifests_copy)
 
     assert result.returncode == 1
     assert problem_lines(result) == [
-        f"{manifests_copy}/base/hello-python-deployment.yaml: Deployment/hello-python "
-        "spec.template.spec.containers[0].image: 'registry.gitlab.com/acme/hello-python' has no tag or digest; "
-        "pin the image with :TAG or @sha256:DIGEST",
-        f"{manifests_copy}/overlays/prod/kustomization.yaml: images[0]: 'registry.gitlab.com/acme/hello-python' "
-        "has no tag or digest; pin the image with :TAG or @sha256:DIGEST",
+        f"{manifests_copy}/{DEPLOYMENT}: Deployment/hello-python spec.template.spec.containers[0].image: "
+        "'registry.gitlab.com/acme/hello-python' has no tag or digest; pin the image with :TAG or @sha256:DIGEST",
     ]
 
 
