@@ -350,7 +350,7 @@ ns.configure(
             "name": "hello-python",
         },
         "environments": {
-            # Environments that inv bump --env and inv promote accept.
+            # Environments that inv promote accepts; pipeline.kube.environment_path maps each to its folder.
             "names": ["dev", "prod"],
             "default": "dev",
             # Folder of an environment in the manifests repository; {env} is its name.
