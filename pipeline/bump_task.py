@@ -24,7 +24,7 @@ from pipeline.reference import parse_image_reference
 from pipeline.revision import SHORT_SHA_LENGTH, image_tag, open_repository, source_commit
 
 # Secrets come from the environment only, so they never sit in invoke.yaml.
-# A GitLab file-type variable holds a path; a plain variable holds the content.
+# The value of a GitLab file-type variable is a path, and of a plain variable the content.
 SSH_KEY_VARIABLE = "MANIFESTS_SSH_PRIVATE_KEY"
 KNOWN_HOSTS_VARIABLE = "MANIFESTS_KNOWN_HOSTS"
 TOKEN_VARIABLE = "MANIFESTS_TOKEN"

@@ -3,8 +3,9 @@
 Two kinds are supported:
 
 - SSH with a deploy key. The key and the known_hosts file are each given as a
-  path (a GitLab file-type variable holds such a path) or as content, which is
-  written with mode 0600 into a temporary folder that is deleted afterwards.
+  path (the value of a GitLab file-type variable is such a path) or as
+  content, which is written with mode 0600 into a temporary folder that is
+  deleted afterwards.
   Git gets them through GIT_SSH_COMMAND with StrictHostKeyChecking=yes, so an
   unknown or changed host key fails the call.
 - HTTPS with a project access token. Git asks for it through GIT_ASKPASS, a
@@ -165,8 +166,8 @@ def _https_access(url: str, token: str, username: str, secrets_dir: Path, base_e
     env = dict(
         base_env,
         GIT_ASKPASS=str(askpass),
-        # An askpass set by the system or a credential helper must not answer first.
-        SSH_ASKPASS=str(askpass),
+        # An empty credential.helper clears the list, so that a helper configured
+        # on the runner cannot supply other credentials before GIT_ASKPASS is asked.
         GIT_CONFIG_COUNT="1",
         GIT_CONFIG_KEY_0="credential.helper",
         GIT_CONFIG_VALUE_0="",

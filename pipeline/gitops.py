@@ -1,11 +1,11 @@
 """Propose a new image to the manifests repository: shallow clone, edit, commit, push.
 
 `bump_manifests` is the round trip behind `inv bump`, `inv rollback` and the
-demo. It clones only the target branch at depth 1 into a temporary folder
-(removed afterwards, also on failure), edits the image through
-`pipeline.manifests.set_image`, refuses to replace a newer image with an older
-one (see `pipeline.rollback_guard`), commits as the bot with `Source-Commit:`
-and `Pipeline:` trailers, and pushes in one of two modes:
+demo. It clones only the target branch at depth 1 into a temporary folder,
+which is removed afterwards, also on failure. It edits the image through
+`pipeline.manifests.set_image` and rejects replacing a newer image with an
+older one (see `pipeline.rollback_guard`). It commits as the bot with
+`Source-Commit:` and `Pipeline:` trailers, and pushes in one of two modes:
 
 - "merge-request": branch <prefix><tag> from the target branch, pushed with
   GitLab's merge_request.* push options, so GitLab opens the merge request.
@@ -205,7 +205,7 @@ def bump_manifests(
                 if mode == "merge-request":
                     return _push_merge_request_branch(context, branch, commit, push_arguments, old_image, image,
                                                       written.diff, target_branch)
-                _push(context, push_arguments, branch)
+                flag = _push(context, push_arguments, branch)
             except PushRejectedError as error:
                 if mode != "direct" or not error.retryable or attempt == attempts:
                     if error.retryable:
@@ -220,6 +220,12 @@ def bump_manifests(
                 _refresh(context)
                 continue
 
+            if flag == "=":
+                # Another job pushed a byte-identical commit (same tree, parent, identity and second) first.
+                message = f"already up to date: {branch} is at {commit[:12]}, which another bump pushed"
+                output(message)
+                return BumpResult("unchanged", branch, commit, old_image, str(image), "", message, mode,
+                                  target_branch)
             output(f"pushed {commit[:12]} to {branch}: {old_image} -> {image}")
             return BumpResult("changed", branch, commit, old_image, str(image), written.diff,
                               f"pushed {image} to {branch}", mode, target_branch)
@@ -277,8 +283,18 @@ def _git_failure(context: _Context, action: str, error, advice: str) -> str:
     host_key = credentials.host_key_error(stderr, context.access.ssh_host)
     if host_key:
         return context.redact(f"{action} failed: {host_key}")
-    detail = last_lines(stderr.replace("stderr: ", "").strip().strip("'")) or f"git exited with {error.status}"
+    detail = git_reason(stderr.replace("stderr: ", "").strip().strip("'")) or f"git exited with {error.status}"
     return context.redact(f"{action} failed: {detail}; {advice}")
+
+
+# Lines git prints after every failed connection; they push the real reason out of a short message.
+_BOILERPLATE = ("Please make sure you have the correct access rights", "and the repository exists.")
+
+
+def git_reason(output: str) -> str:
+    """Return the last lines of git's output that carry a reason, joined by ' | '."""
+    lines = [line for line in output.splitlines() if line.strip() and line.strip() not in _BOILERPLATE]
+    return last_lines("\n".join(lines))
 
 
 def _plan_edit(context: _Context, manifests_path: str, image: ImageReference, container, key):
@@ -381,7 +397,7 @@ def _push_merge_request_branch(context: _Context, branch: str, commit: str, push
             context.output(message)
             return BumpResult("unchanged", branch, existing, old_image, str(image), "", message, "merge-request",
                               target_branch)
-        # The branch belongs to the bot: replace it, but only if nobody moved it since ls-remote.
+        # The branch belongs to the bot, so replace it, but only if no one else moved it since ls-remote.
         push_arguments = [f"--force-with-lease=refs/heads/{branch}:{existing}"] + push_arguments
 
     _push(context, push_arguments, branch)
@@ -420,18 +436,18 @@ def _same_change(context: _Context, existing: str, commit: str) -> bool:
     return their_tree == ours.tree.hexsha and their_parents == [parent.hexsha for parent in ours.parents]
 
 
-def _push(context: _Context, arguments: Sequence[str], branch: str) -> None:
-    """Run git push and raise unless the server accepted refs/heads/<branch> (checked in --porcelain output)."""
+def _push(context: _Context, arguments: Sequence[str], branch: str) -> str:
+    """Run git push, raise unless the server accepted refs/heads/<branch>, and return its --porcelain flag."""
     command = f"git push {shlex.join(arguments)}"
     context.output(f"$ {context.redact(command)}")
     status, stdout, stderr = context.repo.git.push(*arguments, with_extended_output=True, with_exceptions=False)
-    check_push(status, stdout, stderr, f"refs/heads/{branch}", secrets=context.secrets,
-               ssh_host=context.access.ssh_host)
+    return check_push(status, stdout, stderr, f"refs/heads/{branch}", secrets=context.secrets,
+                      ssh_host=context.access.ssh_host)
 
 
 def check_push(status: int, stdout: str, stderr: str, ref: str, *, secrets: Sequence[str] = (),
-               ssh_host: str | None = None) -> None:
-    """Raise PushRejectedError unless `git push --porcelain` reported ref as accepted and the server raised no warning.
+               ssh_host: str | None = None) -> str:
+    """Return the flag `git push --porcelain` printed for ref; raise PushRejectedError unless it was accepted.
 
     Failure is any of: a non-zero status; no status line for ref (an empty
     result included); a "!" (rejected) flag; GitLab's push-option warning.
@@ -454,7 +470,7 @@ def check_push(status: int, stdout: str, stderr: str, ref: str, *, secrets: Sequ
     if host_key:
         raise PushRejectedError(redact(f"push to {ref} failed: {host_key}", secrets))
     if status != 0 or entry is None:
-        detail = last_lines(stderr) or last_lines(stdout) or "no output"
+        detail = git_reason(stderr) or git_reason(stdout) or "no output"
         reason = f"git exited with status {status}" if status != 0 else "git printed no status for this ref"
         raise PushRejectedError(redact(f"push to {ref} failed: {reason}: {detail}; nothing confirms that it "
                                        "landed, so check the manifests repository and bump again", secrets))
@@ -465,6 +481,7 @@ def check_push(status: int, stdout: str, stderr: str, ref: str, *, secrets: Sequ
         raise PushRejectedError(redact(
             f"push to {ref} landed, but GitLab did not act on the push options: {warning}; fix the bump.* "
             "merge request settings or open the merge request by hand", secrets))
+    return entry[0]
 
 
 def _porcelain_entry(stdout: str, ref: str) -> tuple[str, str, str] | None:

@@ -64,7 +64,14 @@ def check(
                                     f"{repo.working_tree_dir}", allow_rollback)
             notes.append(decision.note)
             continue
-        if deployed != ours and _is_ancestor(repo, ours, deployed):
+        try:
+            is_older = deployed != ours and _is_ancestor(repo, ours, deployed)
+        except RollbackRiskError as error:
+            if not allow_rollback:
+                raise
+            notes.append(f"{error}; going on because --allow-rollback is set")
+            continue
+        if is_older:
             if allow_rollback:
                 notes.append(f"rolling back on purpose: {tag} is newer than {new_image.tag}")
                 continue

@@ -167,7 +167,11 @@ def make_remote(root: Path, deployed_tag: str, *, extra_commits: int = 0) -> Rem
 
 
 def fast_import_remote(path: Path, commits: int, deployed_tag: str) -> Remote:
-    """Create a bare repository whose main has `commits` commits, built in one git fast-import run."""
+    """Create a bare repository whose main has `commits` commits, built in one git fast-import run.
+
+    Each commit after the first continues refs/heads/main, because fast-import
+    keeps a branch's tip between commits of one stream.
+    """
     git("init", "--quiet", "--bare", "--initial-branch=main", str(path))
     git("config", "receive.advertisePushOptions", "true", cwd=path)
     chunks = []
@@ -180,7 +184,6 @@ def fast_import_remote(path: Path, commits: int, deployed_tag: str) -> Remote:
             b"commit refs/heads/main\n"
             + b"committer Test Author <author@example.invalid> %d +0000\n" % (1_700_000_000 + number)
             + b"data %d\n%s" % (len(message), message)
-            + (b"from refs/heads/main^0\n" if number > 1 else b"")
             + b"M 644 inline %s\ndata %d\n%s\n" % (target.encode(), len(content), content)
         )
         chunks.append(chunk)

@@ -2,7 +2,7 @@
 
 import json
 import os
-from pathlib import Path
+import shutil
 
 import pytest
 
@@ -343,7 +343,7 @@ def test_temporary_clone_is_removed(remote, app_repo, tmp_path):
 
 
 def test_clone_is_shallow(remote, app_repo, tmp_path):
-    """The clone holds one commit however long main's history is."""
+    """The clone contains main's tip only, plus the bump's own commit."""
     seen = {}
 
     def inspect_clone(line: str) -> None:
@@ -489,3 +489,24 @@ def test_bump_leaves_os_environ_alone(remote, app_repo):
     bump(remote, app_repo, app_repo.tag(6))
 
     assert dict(os.environ) == before
+
+
+def test_long_history_is_cloned_at_depth_one(big_remote, app_repo, tmp_path):
+    """A bump on a 10,000-commit main fetches one commit and pushes on top of it."""
+    copy = tmp_path / "big.git"
+    shutil.copytree(big_remote.path, copy)
+    remote = type(big_remote)(copy)
+    seen = {}
+
+    def inspect_clone(line: str) -> None:
+        if line.startswith("$ git push"):
+            [clone] = list((tmp_path / "temp").iterdir())
+            seen["count"] = git("rev-list", "--count", "--all", cwd=clone / "manifests")
+
+    (tmp_path / "temp").mkdir()
+    result = bump(remote, app_repo, app_repo.tag(6), mode="direct", temp_root=str(tmp_path / "temp"),
+                  output=inspect_clone)
+
+    assert result.status == "changed"
+    assert seen == {"count": "2"}
+    assert remote.count("main") == 10_001
