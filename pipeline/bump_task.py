@@ -60,7 +60,7 @@ def run_bump(
             allow_rollback = True
         else:
             image_tag_text = tag or image_tag(".", environ)
-            commit_hash = source_commit(".", environ) if not tag else ""
+            commit_hash = source_commit(".", environ) if not tag else _commit_of_tag(tag)
         image = parse_image_reference(f"{repository}:{image_tag_text}")
         new_image = str(image)
 
@@ -103,6 +103,14 @@ def run_bump(
         raise
     write_result(result, result_path)
     return result
+
+
+def _commit_of_tag(tag: str) -> str:
+    """Return the full hash of the commit a --tag names, or "" when it names none (no Source-Commit trailer)."""
+    try:
+        return _resolve_commit(tag)
+    except PipelineError:
+        return ""
 
 
 def _resolve_commit(revision: str) -> str:

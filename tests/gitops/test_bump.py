@@ -510,3 +510,36 @@ def test_long_history_is_cloned_at_depth_one(big_remote, app_repo, tmp_path):
     assert result.status == "changed"
     assert seen == {"count": "2"}
     assert remote.count("main") == 10_001
+
+
+KUSTOMIZATION = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../base
+images:
+  - name: registry.example.com/acme/hello-python
+    # Quoted, because a tag of digits only would be read as a number.
+    newTag: "{tag}"
+"""
+
+
+def test_kustomize_overlay_new_tag_is_set(tmp_path, app_repo):
+    """The default manifests.path is a kustomize overlay whose images: entry carries only the tag."""
+    remote = make_remote(tmp_path, app_repo.tag(5))
+    clone = tmp_path / "overlay-clone"
+    git("clone", "--quiet", remote.url, str(clone))
+    (clone / "overlays" / "dev").mkdir(parents=True)
+    (clone / "overlays" / "dev" / "kustomization.yaml").write_text(KUSTOMIZATION.format(tag=app_repo.tag(5)))
+    git("add", "overlays", cwd=clone)
+    git("commit", "--quiet", "-m", "Add the dev overlay", cwd=clone)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=clone)
+
+    older = bump(remote, app_repo, app_repo.tag(4), manifests_path="overlays/dev", mode="direct")
+    newer = bump(remote, app_repo, app_repo.tag(6), manifests_path="overlays/dev", mode="direct")
+
+    assert older.status == "skipped"
+    assert older.message == f"skipped: {app_repo.tag(5)} is newer than {app_repo.tag(4)}"
+    assert newer.status == "changed"
+    assert newer.old_image == image(app_repo.tag(5))
+    assert remote.show("main", "overlays/dev/kustomization.yaml") == KUSTOMIZATION.format(tag=app_repo.tag(6))

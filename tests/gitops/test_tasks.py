@@ -49,6 +49,9 @@ def test_bump_task_pushes_and_writes_result(remote, app_repo, tmp_path):
     assert report["commit"] == remote.rev(f"argocd/{app_repo.tag(6)}")
     assert report["old_image"] == image(app_repo.tag(5))
     assert report["new_image"] == image(app_repo.tag(6))
+    assert git("log", "-1", "--format=%(trailers:only,unfold)", report["commit"], cwd=remote.path) == (
+        f"Source-Commit: {app_repo.commits[6]}"
+    )
 
 
 def test_bump_task_uses_head_as_tag(remote, app_repo, tmp_path):
