@@ -13,7 +13,6 @@ as they were. Three kinds of target exist:
 Every file is checked before any is written, and a failure writes nothing.
 """
 
-import difflib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -30,12 +29,14 @@ from pipeline.yamledit.documents import (
     children,
     find_duplicate_key,
     format_path,
+    gc_paused,
     load_yaml_file,
     mapping_get,
     merged_mappings,
     parse_path,
     scalar_text,
 )
+from pipeline.yamledit.diff import unified_diff
 from pipeline.yamledit.scalars import Splice, render_value, replace_scalar
 
 __all__ = ["EditResult", "ImageChange", "ManifestError", "set_image"]
@@ -47,6 +48,8 @@ WORKLOAD_KINDS = {
 }
 # Container list key -> the word used for it in change locations ("initContainer migrate").
 CONTAINER_LISTS = {"containers": "container", "initContainers": "initContainer", "ephemeralContainers": "ephemeralContainer"}
+# Mappings under these keys never hold a pod template, so the search skips them.
+_NOT_POD_TEMPLATE_KEYS = {"metadata", "status", "selector", "resources", "securityContext", "affinity"}
 KUSTOMIZATION_FILE_NAMES = {"kustomization.yaml", "kustomization.yml", "Kustomization"}
 # How many found images a "nothing matched" error lists before it says "and N more".
 _MAX_LISTED_IMAGES = 10
@@ -117,7 +120,12 @@ def set_image(
     if not image.tag and not image.digest:
         raise ManifestError(f"image reference {image} has neither a tag nor a digest; add one, as in {image}:7d41e0c")
     key_path = parse_path(key) if key else None
-    files = [load_yaml_file(path) for path in _yaml_files(paths)]
+    with gc_paused():
+        return _set_image(_yaml_files(paths), image, container, key, key_path, dry_run)
+
+
+def _set_image(paths: list[Path], image: ImageReference, container, key, key_path, dry_run: bool) -> EditResult:
+    files = [load_yaml_file(path) for path in paths]
 
     if key_path is not None:
         candidates = _key_candidates(files, image, key_path, key)
@@ -135,12 +143,13 @@ def set_image(
 
     changes, unchanged, new_texts, diffs = [], [], {}, []
     for yaml_file, edits in edits_by_file.values():
-        new_text = _apply_splices(yaml_file, [splice for edit in edits for splice in edit.splices])
+        splices = sorted({splice for edit in edits for splice in edit.splices}, key=lambda s: (s.start, s.end))
+        new_text = _apply_splices(yaml_file, splices)
         for edit in edits:
             (changes if edit.splices else unchanged).append(edit.change)
         if new_text != yaml_file.text:
             new_texts[yaml_file.path] = (yaml_file, new_text)
-            diffs.append(_unified_diff(yaml_file, new_text))
+            diffs.append(_unified_diff(yaml_file, splices))
 
     written = False
     if new_texts and not dry_run:
@@ -200,7 +209,7 @@ def _container_candidates(files: list[YamlFile], image: ImageReference, containe
                 if (container is not None and name != container) or (container is None and not same_repository):
                     continue
 
-                index = index or DocumentIndex(document)
+                index = index or DocumentIndex.for_document(yaml_file, document)
                 location = f"{CONTAINER_LISTS[list_key]} {name}"
                 _reject_shared(yaml_file, index, found, location)
                 new = str(old_reference.with_tag(image.tag, image.digest)) if same_repository else str(image)
@@ -215,27 +224,27 @@ def _containers(document: yaml.Node):
 
     Pod templates sit at different depths (spec, spec.template.spec,
     spec.jobTemplate.spec.template.spec), so every mapping with a container
-    list key is taken as a pod spec.
+    list key is taken as a pod spec. Only mappings are searched, because no
+    workload kind keeps its pod template inside a list.
     """
     stack = [[((), document)]]
     seen: set[int] = set()
     while stack:
         chain = stack.pop()
         path, node = chain[-1]
-        if id(node) in seen:
+        if id(node) in seen or not isinstance(node, yaml.MappingNode):
             continue
         seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for list_key in CONTAINER_LISTS:
-                container_list = mapping_get(node, list_key)
-                if isinstance(container_list, yaml.SequenceNode):
-                    list_chain = chain + [(path + (list_key,), container_list)]
-                    for position, item in enumerate(container_list.value):
-                        if isinstance(item, yaml.MappingNode):
-                            yield list_chain + [(path + (list_key, position), item)], list_key, position
-        for segment, child in reversed(list(children(node))):
-            if segment not in CONTAINER_LISTS:
-                stack.append(chain + [(path + (segment,), child)])
+        descend = []
+        for segment, child in children(node):
+            if segment in CONTAINER_LISTS and isinstance(child, yaml.SequenceNode):
+                list_chain = chain + [(path + (segment,), child)]
+                for position, item in enumerate(child.value):
+                    if isinstance(item, yaml.MappingNode):
+                        yield list_chain + [(path + (segment, position), item)], segment, position
+            elif isinstance(child, yaml.MappingNode) and segment not in _NOT_POD_TEMPLATE_KEYS:
+                descend.append(chain + [(path + (segment,), child)])
+        stack.extend(reversed(descend))
 
 
 # --- kustomization images ----------------------------------------------------
@@ -263,7 +272,7 @@ def _kustomization_candidates(files: list[YamlFile], image: ImageReference) -> l
                 reference = _parse_or_none(name or "")
                 if reference is None or not _same_repository(reference, image):
                     continue
-                index = index or DocumentIndex(document)
+                index = index or DocumentIndex.for_document(yaml_file, document)
                 chain = [((), document), (("images",), images), (("images", position), entry)]
                 location = f"images[{position}] {scalar_text(mapping_get(entry, 'name'))}"
                 _reject_shared(yaml_file, index, chain, location)
@@ -334,7 +343,10 @@ def _insert_pair(yaml_file: YamlFile, mapping: yaml.MappingNode, key: str, value
     line_end = _line_end(text, last_value.end_mark.index)
     indent = " " * last_key.start_mark.column
     newline = "\r\n" if "\r\n" in text else "\n"
-    return Splice(line_end, line_end, f"{newline}{indent}{key}: {value_text}")
+    if line_end == len(text):
+        return Splice(line_end, line_end, f"{newline}{indent}{key}: {value_text}")
+    next_line = line_end + len(newline)
+    return Splice(next_line, next_line, f"{indent}{key}: {value_text}{newline}")
 
 
 def _delete_pair(yaml_file: YamlFile, mapping: yaml.MappingNode, key: str) -> Splice:
@@ -383,7 +395,7 @@ def _key_candidates(files: list[YamlFile], image: ImageReference, key_path: Segm
                     f"{_where(yaml_file, target)}: --key {key} is a mapping or a list, not a value; "
                     f"name the value itself, such as {key}.tag"
                 )
-            index = DocumentIndex(document)
+            index = DocumentIndex.for_document(yaml_file, document)
             location = f"key {key}"
             sharing = index.sharing(chain)
             if sharing.alias_of is not None:
@@ -587,25 +599,24 @@ def _set_if_different(yaml_file: YamlFile, node: yaml.ScalarNode, new: str) -> l
 
 
 def _apply_splices(yaml_file: YamlFile, splices: list[Splice]) -> str:
+    """Return the file's text with the splices applied; raise when two of them overlap."""
     text = yaml_file.text
-    previous_start = len(text) + 1
-    for splice in sorted(set(splices), key=lambda s: (s.start, s.end), reverse=True):
-        if splice.end > previous_start:
+    pieces = []
+    position = 0
+    for splice in splices:
+        if splice.start < position:
             raise ManifestError(f"{yaml_file.path}:{yaml_file.line_of(splice.start)}: two edits overlap; set the values one at a time")
-        text = text[: splice.start] + splice.text + text[splice.end :]
-        previous_start = splice.start
-    return text
+        pieces.append(text[position : splice.start])
+        pieces.append(splice.text)
+        position = splice.end
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
-def _unified_diff(yaml_file: YamlFile, new_text: str) -> str:
-    old_lines = yaml_file.text.splitlines(keepends=True)
-    new_lines = new_text.splitlines(keepends=True)
+def _unified_diff(yaml_file: YamlFile, splices: list[Splice]) -> str:
     path = yaml_file.path
     old_label, new_label = (str(path), str(path)) if path.is_absolute() else (f"a/{path}", f"b/{path}")
-    lines = []
-    for line in difflib.unified_diff(old_lines, new_lines, old_label, new_label):
-        lines.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
-    return "".join(lines)
+    return unified_diff(yaml_file.text, splices, old_label, new_label, yaml_file.line_starts)
 
 
 def _write_all(files: list[tuple[YamlFile, str]]) -> None:

@@ -6,8 +6,13 @@ alias to the very node of its anchor, so a node reached along two paths is
 shared text: an edit there changes every place that refers to it.
 """
 
+import bisect
 import codecs
+import contextlib
+import functools
+import gc
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +20,64 @@ from pathlib import Path
 import yaml
 
 from pipeline.yamledit import ManifestError
+from pipeline.yamledit.diff import line_starts
 
-# libyaml's composer is several times faster than the pure-Python one on large files.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_FULL_RESOLVER = yaml.resolver.Resolver()
+
+# An alias (`*name`) after a space, a flow indicator or the start of a line. A
+# file without one has no shared nodes, so the reference index can be skipped.
+_ALIAS = re.compile(r"(?:^|[\s\[{,])\*[^\s\[\]{},]", re.MULTILINE)
+
+
+class _KeyResolver(yaml.resolver.BaseResolver):
+    """Resolve only merge keys; every other plain scalar stays a string.
+
+    The edit never uses the type of a value: it reads the text and writes text
+    whose type it checks itself. Skipping PyYAML's implicit resolution of every
+    scalar halves the time to compose a large file. Keys are resolved where
+    they are compared (see `find_duplicate_key`).
+    """
+
+    def resolve(self, kind, value, implicit):
+        if kind is yaml.ScalarNode:
+            return _MERGE_TAG if implicit[0] and value == "<<" else _STR_TAG
+        return super().resolve(kind, value, implicit)
+
+    def descend_resolver(self, current_node, current_index):
+        pass
+
+    def ascend_resolver(self):
+        pass
+
+
+# libyaml's parser when PyYAML was built with it; it is several times faster than the pure-Python one.
+try:
+    from yaml.cyaml import CParser as _Parser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _Parser = None
+if _Parser is not None:
+
+    class _Loader(_Parser, yaml.constructor.SafeConstructor, _KeyResolver):
+        def __init__(self, stream):
+            _Parser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            _KeyResolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML without libyaml
+
+    class _Loader(
+        yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,
+        yaml.constructor.SafeConstructor, _KeyResolver,
+    ):
+        def __init__(self, stream):
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            _KeyResolver.__init__(self)
 
 # A path through a document: mapping keys (str) and sequence indexes (int); "<<" marks a merge key.
 Segments = tuple[str | int, ...]
@@ -35,9 +94,19 @@ class YamlFile:
     documents: list[yaml.Node]
     mode: int
 
+    @functools.cached_property
+    def line_starts(self) -> list[int]:
+        """Index in `text` where each line starts."""
+        return line_starts(self.text)
+
+    @functools.cached_property
+    def has_aliases(self) -> bool:
+        """Whether the text may contain an alias; False means that no node is shared."""
+        return _ALIAS.search(self.text) is not None
+
     def line_of(self, index: int) -> int:
         """Return the 1-based line number of the character at `index` in `text`."""
-        return self.text.count("\n", 0, index) + 1
+        return bisect.bisect_right(self.line_starts, index)
 
     def encode(self, text: str) -> bytes:
         """Return `text` as the file's bytes, with its byte-order mark if it had one."""
@@ -63,7 +132,8 @@ def load_yaml_file(path: Path) -> YamlFile:
         raise ManifestError(f"{path} is not UTF-8 text (invalid byte at offset {error.start}); save it as UTF-8") from None
 
     try:
-        documents = list(yaml.compose_all(text, Loader=_LOADER))
+        with gc_paused():
+            documents = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "invalid YAML"
@@ -76,6 +146,23 @@ def load_yaml_file(path: Path) -> YamlFile:
         reason = " ".join(str(error).split())
         raise ManifestError(f"{path}: invalid YAML: {reason}; fix the file and run again") from None
     return YamlFile(path=path, raw=raw, bom=bom, text=text, documents=[d for d in documents if d is not None], mode=mode)
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector, which otherwise rescans every node many times while a large file loads.
+
+    Composing 1,000 documents (28,000 lines) took 3 to 10 times longer with it
+    running (bench/set_image.py on a shared 2-core machine). Nodes form no
+    cycles except through recursive aliases, which the next collection frees.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def format_path(segments: Segments) -> str:
@@ -163,9 +250,15 @@ class Sharing:
 class DocumentIndex:
     """Every path at which each node of one document is referenced; the first path is where its text is."""
 
-    def __init__(self, root: yaml.Node):
+    @classmethod
+    def for_document(cls, yaml_file: YamlFile, root: yaml.Node) -> "DocumentIndex":
+        """Return the index of root, or an empty one when the file has no alias and so no shared node."""
+        return cls(root) if yaml_file.has_aliases else cls(None)
+
+    def __init__(self, root: yaml.Node | None):
         self._references: dict[int, list[Segments]] = {}
-        self._walk(root, ())
+        if root is not None:
+            self._walk(root, ())
 
     def _walk(self, node: yaml.Node, path: Segments) -> None:
         # Iterative, because generated manifests can nest deeper than Python's recursion limit allows.
@@ -200,8 +293,9 @@ def find_duplicate_key(root: yaml.Node) -> tuple[str, Segments, int, int] | None
     """Return (key, mapping path, first line, second line) for the first key written twice in one mapping.
 
     Merge keys (`<<`) may repeat and are not duplicates. Keys are compared by
-    resolved tag and value, so `a` and `"a"` are the same key and `1` and `"1"` are not.
+    YAML 1.1 tag and text, so `a` and `"a"` are the same key and `1` and `"1"` are not.
     """
+    # NOTE: keys with the same value but different text, such as 1 and 0x1, are not reported.
     visited: set[int] = set()
     stack: list[tuple[yaml.Node, Segments]] = [(root, ())]
     while stack:
@@ -211,13 +305,27 @@ def find_duplicate_key(root: yaml.Node) -> tuple[str, Segments, int, int] | None
         visited.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: dict[tuple[str, str], int] = {}
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
-                    continue
-                identity = (key_node.tag, key_node.value)
-                line = key_node.start_mark.line + 1
-                if identity in seen:
-                    return key_node.value, path, seen[identity], line
-                seen[identity] = line
-        stack.extend((child, path + (segment,)) for segment, child in children(node))
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
+                    identity = (_key_tag(key_node), key_node.value)
+                    line = key_node.start_mark.line + 1
+                    if identity in seen:
+                        return key_node.value, path, seen[identity], line
+                    seen[identity] = line
+                if not isinstance(value_node, yaml.ScalarNode):
+                    segment = "<<" if key_node.tag == _MERGE_TAG else (scalar_text(key_node) or "?")
+                    stack.append((value_node, path + (segment,)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, path + (index,)) for index, item in enumerate(node.value) if not isinstance(item, yaml.ScalarNode))
     return None
+
+
+def _key_tag(key_node: yaml.ScalarNode) -> str:
+    if key_node.style or key_node.tag != _STR_TAG:
+        return key_node.tag
+    return _resolve_plain(key_node.value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolve_plain(value: str) -> str:
+    return _FULL_RESOLVER.resolve(yaml.ScalarNode, value, (True, False))

@@ -1,5 +1,6 @@
 """set_image on one input per target kind, compared byte for byte with the expected files."""
 
+import difflib
 import shutil
 
 import pytest
@@ -71,4 +72,15 @@ def test_golden_dry_run_writes_nothing(tmp_path, name):
 
     assert snapshot(folder) == snapshot(GOLDEN / name / "input")
     assert result.written is False
-    assert result.diff.startswith("--- ")
+    assert result.diff == difflib_diff(folder, GOLDEN / name / "expected")
+
+
+def difflib_diff(folder, expected_folder) -> str:
+    """Return difflib's unified diff from each file in folder to the same file in expected_folder."""
+    output = []
+    for path in sorted(folder.iterdir()):
+        old = path.read_bytes().decode("utf-8-sig").splitlines(keepends=True)
+        new = (expected_folder / path.name).read_bytes().decode("utf-8-sig").splitlines(keepends=True)
+        for line in difflib.unified_diff(old, new, str(path), str(path)):
+            output.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(output)

@@ -1,6 +1,7 @@
 """Property: set_image changes only the image value's span, and the data only in that value."""
 
 import copy
+import difflib
 from dataclasses import dataclass
 
 import yaml
@@ -128,7 +129,7 @@ def test_set_image_changes_only_value_span(tmp_path, scenario):
     path.write_bytes(prefix + generated.text.encode("utf-8"))
     before = generated.text
 
-    set_image([path], parse_image_reference(f"{REPOSITORY}:{new_tag}"))
+    result = set_image([path], parse_image_reference(f"{REPOSITORY}:{new_tag}"))
 
     raw = path.read_bytes()
     assert raw.startswith(prefix)
@@ -140,6 +141,12 @@ def test_set_image_changes_only_value_span(tmp_path, scenario):
     assert yaml.safe_load(f"key: {written_value}") == {"key": f"{REPOSITORY}:{new_tag}"}
     expected = replace_value(list(yaml.safe_load_all(before)), generated.image_path, f"{REPOSITORY}:{new_tag}")
     assert list(yaml.safe_load_all(after)) == expected
+    assert result.diff == difflib_diff(before, after, str(path))
+
+
+def difflib_diff(before: str, after: str, label: str) -> str:
+    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), label, label)
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 @st.composite
