@@ -12,6 +12,9 @@ Both follow GitLab's own code (gitlab-org/gitlab):
   contain it is dropped. A class `filename` joined with a kept source must be
   a file of the repository; with no kept source, `filename` is used as is.
   Merge request diffs show coverage only for the paths this returns.
+- `rule_matches`: lib/gitlab/ci/pipeline/expression/, for the `rules:if`
+  syntax the workflow uses (gitlab-ci-local 4.73 does not apply
+  workflow:rules, so the tests evaluate them with this).
 """
 
 import re
@@ -68,3 +71,100 @@ def cobertura_file_paths(xml_text: str, project_path: str, worktree_paths: set[s
         joined = [f"{source.rstrip('/')}/{filename}" for source in sources]
         paths.append(next((path for path in joined if path in worktree_paths), None))
     return paths
+
+
+# Tokens of the subset of GitLab's `rules:if` syntax that the workflow uses.
+_RULE_TOKEN = re.compile(r"""\s*(?:(?P<variable>\$[A-Za-z_][A-Za-z0-9_]*)|(?P<string>"[^"]*"|'[^']*')"""
+                         r"""|(?P<operator>==|!=|&&|\|\||\(|\)))""")
+
+
+def rule_matches(expression: str, variables: dict[str, str]) -> bool:
+    """Evaluate a `rules:if` expression of variables, quoted strings, ==, !=, &&, || and parentheses.
+
+    This follows lib/gitlab/ci/pipeline/expression/ in gitlab-org/gitlab: a
+    variable evaluates to its value or nil, == and != compare values, && and
+    || use Ruby's truthiness (only nil and false are false, so an empty string
+    is true inside them), and the whole expression matches when its value is
+    present (not nil, false or blank). && binds tighter than ||. Regular
+    expressions (=~), null and ! are not supported and raise ValueError.
+    """
+    tokens = _tokenize(expression)
+    value, position = _parse_or(tokens, 0, variables)
+    if position != len(tokens):
+        raise ValueError(f"unexpected {tokens[position][1]!r} in rules:if expression {expression!r}")
+    return _present(value)
+
+
+def workflow_creates_pipeline(rules: list[dict], variables: dict[str, str]) -> bool:
+    """Return whether workflow:rules let GitLab create the pipeline: the first matching rule decides."""
+    for rule in rules:
+        if "if" in rule and not rule_matches(rule["if"], variables):
+            continue
+        return rule.get("when", "always") != "never"
+    return False
+
+
+def _truthy(value) -> bool:
+    """Ruby's truthiness: only nil (None) and false are false."""
+    return value is not None and value is not False
+
+
+def _present(value) -> bool:
+    """Rails' present?: not nil, not false, and not a blank string."""
+    if isinstance(value, str):
+        return value.strip() != ""
+    return _truthy(value)
+
+
+def _tokenize(expression: str) -> list[tuple[str, str]]:
+    tokens, position = [], 0
+    while position < len(expression.rstrip()):
+        match = _RULE_TOKEN.match(expression, position)
+        if not match:
+            raise ValueError(f"unsupported syntax at {expression[position:]!r} in rules:if expression")
+        kind = match.lastgroup
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    return tokens
+
+
+def _parse_or(tokens, position, variables):
+    value, position = _parse_and(tokens, position, variables)
+    while position < len(tokens) and tokens[position][1] == "||":
+        right, position = _parse_and(tokens, position + 1, variables)
+        value = value if _truthy(value) else right
+    return value, position
+
+
+def _parse_and(tokens, position, variables):
+    value, position = _parse_comparison(tokens, position, variables)
+    while position < len(tokens) and tokens[position][1] == "&&":
+        right, position = _parse_comparison(tokens, position + 1, variables)
+        value = right if _truthy(value) else value
+    return value, position
+
+
+def _parse_comparison(tokens, position, variables):
+    left, position = _parse_operand(tokens, position, variables)
+    if position < len(tokens) and tokens[position][1] in ("==", "!="):
+        operator = tokens[position][1]
+        right, position = _parse_operand(tokens, position + 1, variables)
+        equal = left == right
+        return (equal if operator == "==" else not equal), position
+    return left, position
+
+
+def _parse_operand(tokens, position, variables):
+    if position >= len(tokens):
+        raise ValueError("rules:if expression ends where an operand was expected")
+    kind, text = tokens[position]
+    if text == "(":
+        value, position = _parse_or(tokens, position + 1, variables)
+        if position >= len(tokens) or tokens[position][1] != ")":
+            raise ValueError("rules:if expression has an unclosed parenthesis")
+        return value, position + 1
+    if kind == "variable":
+        return variables.get(text[1:]), position + 1
+    if kind == "string":
+        return text[1:-1], position + 1
+    raise ValueError(f"unexpected {text!r} in rules:if expression")

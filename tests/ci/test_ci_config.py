@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from tests.ci.gitlab_rules import rule_matches, workflow_creates_pipeline
 from tests.ci.helpers import CI_FILE, CI_JOB_FOLDER, REPO_ROOT, ci_files, load_ci_file, require_program
 
 # Top-level keys that are GitLab keywords, not jobs.
@@ -173,7 +174,13 @@ def test_bump_job_serialized_after_build():
     assert job["script"] == ["inv bump --pin-digest"]
 
 
-def test_no_job_scans_host_keys_or_holds_cluster_credentials():
+@pytest.mark.parametrize("program", ["git", "openssh-client"])
+def test_bump_job_installs_git_tools(program):
+    install_step = resolved("bump-manifests")["before_script"][0]
+    assert re.search(rf"apt-get install .*\b{program}\b", install_step)
+
+
+def test_jobs_hold_no_cluster_credentials():
     text = "\n".join(path.read_text() for path in ci_files())
     commands = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     assert "ssh-keyscan" not in commands
@@ -198,3 +205,42 @@ def test_pip_cache_dir_is_git_ignored():
         cwd=REPO_ROOT, capture_output=True, text=True, check=False,
     )
     assert ignored.stdout.split() == [".cache/pip/wheels", ".gitlab-ci-local/output"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        pytest.param({"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "feature"}, True,
+                     id="branch-without-merge-request"),
+        pytest.param({"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "feature",
+                      "CI_OPEN_MERGE_REQUESTS": "group/hello-python!7"}, False,
+                     id="branch-with-open-merge-request"),
+        pytest.param({"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_IID": "7",
+                      "CI_OPEN_MERGE_REQUESTS": "group/hello-python!7"}, True,
+                     id="merge-request-pipeline"),
+        pytest.param({"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}, True, id="default-branch"),
+        pytest.param({"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": "v1.0.0"}, False, id="tag"),
+    ],
+)
+def test_workflow_creates_one_pipeline_per_push(variables, expected):
+    # gitlab-ci-local 4.73 does not apply workflow:rules, so the rules are evaluated here.
+    rules = load_ci_file(CI_FILE)["workflow"]["rules"]
+    assert workflow_creates_pipeline(rules, variables) is expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "variables", "expected"),
+    [
+        ('$A == "x"', {"A": "x"}, True),
+        ('$A == "x"', {}, False),
+        ("$A && $B", {"A": "1", "B": ""}, False),
+        # Inside && an empty string is true (Ruby), so only the comparison decides here.
+        ('$A && $B == "x"', {"A": "", "B": "x"}, True),
+        ("$A", {"A": "  "}, False),
+        ('$A == "x" || ($B && $C)', {"B": "1", "C": "1"}, True),
+        ("$A != $B", {"A": "main", "B": "main"}, False),
+        ("$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", {"CI_DEFAULT_BRANCH": "main"}, False),
+    ],
+)
+def test_rule_evaluator_follows_gitlab(expression, variables, expected):
+    assert rule_matches(expression, variables) is expected
