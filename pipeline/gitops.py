@@ -318,11 +318,13 @@ def _set_image(context: _Context, manifests_path: str, image: ImageReference, co
             f"manifests path {manifests_path!r} not found in {context.redact(context.url)} "
             f"(branch {context.target_branch}); set manifests.path to a file or folder of that repository"
         )
+    # The temporary clone's path means nothing to the reader, but the path inside the repository does.
     try:
-        return set_image([target], image, container=container, key=key, dry_run=dry_run)
+        edit = set_image([target], image, container=container, key=key, dry_run=dry_run)
     except ManifestError as error:
-        # The temporary clone's path means nothing to the reader; the path inside the repository does.
         raise ManifestError(str(error).replace(f"{root}/", "")) from None
+    edit.diff = edit.diff.replace(f"--- {root}/", "--- a/").replace(f"+++ {root}/", "+++ b/")
+    return edit
 
 
 def _old_image(edit, image: ImageReference) -> str | None:
@@ -360,9 +362,15 @@ def _commit(context: _Context, manifests_path: str, subject: str, old_image, ima
         "GIT_COMMITTER_NAME": author_name,
         "GIT_COMMITTER_EMAIL": author_email,
     }
+    import git
+
     repo = context.repo
-    repo.git.add("--update", "--", manifests_path)
-    repo.git.commit("--quiet", "--no-verify", "-m", message, env=identity)
+    try:
+        repo.git.add("--update", "--", manifests_path)
+        repo.git.commit("--quiet", "--no-verify", "-m", message, env=identity)
+    except git.GitCommandError as error:
+        raise BumpError(_git_failure(context, f"committing {manifests_path} in the clone of {context.url}", error,
+                                     "check bump.author_name and bump.author_email")) from None
     return repo.head.commit.hexsha
 
 

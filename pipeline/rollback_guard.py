@@ -53,14 +53,14 @@ def check(
     repo = open_repository(app_repo)
     ours = _resolve(repo, source_commit or new_image.tag or "")
     if ours is None:
-        return _undecidable(new_image.tag, f"our tag {new_image.tag} is not a commit of the application "
-                            f"repository at {repo.working_tree_dir}", allow_rollback)
+        return _undecidable(f"our tag {new_image.tag} is not a commit of the application repository at "
+                            f"{repo.working_tree_dir}", allow_rollback)
 
     notes = []
     for tag in deployed_tags:
         deployed = _resolve(repo, tag)
         if deployed is None:
-            decision = _undecidable(tag, f"the deployed tag {tag} is not a commit of the application repository at "
+            decision = _undecidable(f"the deployed tag {tag} is not a commit of the application repository at "
                                     f"{repo.working_tree_dir}", allow_rollback)
             notes.append(decision.note)
             continue
@@ -144,11 +144,11 @@ def _is_shallow(repo) -> bool:
     return repo.git.rev_parse("--is-shallow-repository").strip() == "true"
 
 
-def _undecidable(tag: str | None, reason: str, allow_rollback: bool) -> Decision:
+def _undecidable(reason: str, allow_rollback: bool) -> Decision:
     if allow_rollback:
         return Decision(skip=False, note=f"cannot tell whether this is a rollback ({reason}); going on because "
                         "--allow-rollback is set")
     raise RollbackRiskError(
-        f"cannot tell whether replacing {tag} rolls back: {reason}; fetch the application repository's history, "
-        "or pass --allow-rollback to replace it anyway"
+        f"cannot tell whether this bump rolls back: {reason}; fetch the application repository's history, "
+        "or pass --allow-rollback to replace the image anyway"
     )

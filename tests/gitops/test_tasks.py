@@ -168,6 +168,7 @@ def test_concurrent_direct_bumps_all_land_or_skip(remote, app_repo, tmp_path):
         result_file = tmp_path / f"bump-{number}.json"
         completed = run_inv(app_repo, "bump", "--url", remote.url, "--mode", "direct", "--tag", tags[number],
                             "--attempts", "16", "--result-file", str(result_file), timeout=300)
+        assert result_file.exists(), f"exit status {completed.returncode}: {completed.stderr}"
         return completed, json.loads(result_file.read_text())
 
     with ThreadPoolExecutor(max_workers=16) as pool:
