@@ -231,7 +231,7 @@ def set_image(c, path, image=None, container=None, key=None, dry_run=False):
     for change in result.changes:
         print(change)
     if result.up_to_date:
-        print(f"already up to date: {len(result.unchanged)} value(s) hold {reference}")
+        print(f"already up to date: {len(result.unchanged)} value(s) contain {reference}")
         return
     if dry_run:
         print(result.diff, end="")

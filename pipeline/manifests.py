@@ -1,6 +1,6 @@
 """Set an image in Kubernetes manifests, kustomizations and Helm values by splicing the original text.
 
-The files are parsed only to find each value and its position; the new value
+The files are parsed only to find each value and its position. The new value
 replaces exactly that span, so comments, quoting, indentation, key order,
 document markers, line endings, a byte-order mark and the final newline stay
 as they were. Three kinds of target exist:
@@ -51,13 +51,13 @@ CONTAINER_LISTS = {"containers": "container", "initContainers": "initContainer",
 # Mappings under these keys never hold a pod template, so the search skips them.
 _NOT_POD_TEMPLATE_KEYS = {"metadata", "status", "selector", "resources", "securityContext", "affinity"}
 KUSTOMIZATION_FILE_NAMES = {"kustomization.yaml", "kustomization.yml", "Kustomization"}
-# How many found images a "nothing matched" error lists before it says "and N more".
+# Maximum number of found images that the no-match error lists; it counts the rest as "and N more".
 _MAX_LISTED_IMAGES = 10
 
 
 @dataclass
 class ImageChange:
-    """One value that set_image changes (or found already up to date)."""
+    """One value that set_image changes, or a matching value that is already up to date."""
 
     file: Path
     line: int
@@ -71,7 +71,7 @@ class ImageChange:
 
 @dataclass
 class EditResult:
-    """What set_image changed: the changes, one unified diff of all files, and whether files were written."""
+    """Result of set_image: the changes, one unified diff of all files, and whether files were written."""
 
     changes: list[ImageChange]
     diff: str
@@ -81,7 +81,7 @@ class EditResult:
 
     @property
     def up_to_date(self) -> bool:
-        """True when every matching value already holds the requested image."""
+        """True when every matching value already contains the requested image."""
         return not self.changes
 
 
@@ -96,7 +96,6 @@ class _Candidate:
     """A matching value before the checks that apply across all files."""
 
     yaml_file: YamlFile
-    document: yaml.Node
     edit: _Edit
     old_tag: str | None = None
 
@@ -126,23 +125,33 @@ def set_image(
 
 def _set_image(paths: list[Path], image: ImageReference, container, key, key_path, dry_run: bool) -> EditResult:
     files = [load_yaml_file(path) for path in paths]
+    candidates: list[_Candidate] = []
+    for yaml_file in files:
+        for document in yaml_file.documents():
+            if key_path is not None:
+                found = _key_candidates(yaml_file, document, image, key_path, key)
+            else:
+                found = _container_candidates(yaml_file, document, image, container)
+                found += _kustomization_candidates(yaml_file, document, image)
+            if found:
+                _check_duplicate_keys(yaml_file, document)
+                candidates.extend(found)
 
-    if key_path is not None:
-        candidates = _key_candidates(files, image, key_path, key)
-    else:
-        candidates = _container_candidates(files, image, container) + _kustomization_candidates(files, image)
-        if not candidates:
-            raise ManifestError(_no_match_message(files, image, container))
-        if container is None:
-            _check_same_tag(candidates, image)
-    _check_duplicate_keys(candidates)
+    if not candidates and key_path is not None:
+        names = ", ".join(str(f.path) for f in files)
+        raise ManifestError(f"key {key} not found in any document of {names}; check --key (a dotted path such as image.tag)")
+    if not candidates:
+        raise ManifestError(_no_match_message(files, image, container))
+    if key_path is None and container is None:
+        _check_same_tag(candidates, image)
 
     edits_by_file: dict[Path, tuple[YamlFile, list[_Edit]]] = {}
-    for candidate in sorted(candidates, key=lambda candidate: (files.index(candidate.yaml_file), candidate.edit.change.line)):
+    for candidate in candidates:
         edits_by_file.setdefault(candidate.yaml_file.path, (candidate.yaml_file, []))[1].append(candidate.edit)
 
     changes, unchanged, new_texts, diffs = [], [], {}, []
     for yaml_file, edits in edits_by_file.values():
+        edits.sort(key=lambda edit: edit.change.line)
         splices = sorted({splice for edit in edits for splice in edit.splices}, key=lambda s: (s.start, s.end))
         new_text = _apply_splices(yaml_file, splices)
         for edit in edits:
@@ -190,32 +199,32 @@ def _yaml_files(paths) -> list[Path]:
 # --- containers of workloads -------------------------------------------------
 
 
-def _container_candidates(files: list[YamlFile], image: ImageReference, container: str | None) -> list[_Candidate]:
+def _container_candidates(
+    yaml_file: YamlFile, document: yaml.Node, image: ImageReference, container: str | None
+) -> list[_Candidate]:
+    if scalar_text(mapping_get(document, "kind")) not in WORKLOAD_KINDS:
+        return []
     candidates = []
-    for yaml_file in files:
-        for document in yaml_file.documents:
-            if scalar_text(mapping_get(document, "kind")) not in WORKLOAD_KINDS:
-                continue
-            index = None
-            for chain, list_key, position in _containers(document):
-                container_node = chain[-1][1]
-                name = scalar_text(mapping_get(container_node, "name")) or f"{list_key}[{position}]"
-                found = _lookup(chain, "image")
-                if found is None or not isinstance(found[-1][1], yaml.ScalarNode):
-                    continue
-                old = found[-1][1].value
-                old_reference = _parse_or_none(old)
-                same_repository = old_reference is not None and _same_repository(old_reference, image)
-                if (container is not None and name != container) or (container is None and not same_repository):
-                    continue
+    index = None
+    for chain, list_key, position in _containers(document):
+        container_node = chain[-1][1]
+        name = scalar_text(mapping_get(container_node, "name")) or f"{list_key}[{position}]"
+        found = _lookup(chain, "image")
+        if found is None or not isinstance(found[-1][1], yaml.ScalarNode):
+            continue
+        old = found[-1][1].value
+        old_reference = _parse_or_none(old)
+        same_repository = old_reference is not None and _same_repository(old_reference, image)
+        if (container is not None and name != container) or (container is None and not same_repository):
+            continue
 
-                index = index or DocumentIndex.for_document(yaml_file, document)
-                location = f"{CONTAINER_LISTS[list_key]} {name}"
-                _reject_shared(yaml_file, index, found, location)
-                new = str(old_reference.with_tag(image.tag, image.digest)) if same_repository else str(image)
-                edit = _scalar_edit(yaml_file, found[-1][1], new, location)
-                old_tag = old_reference.tag if old_reference else None
-                candidates.append(_Candidate(yaml_file, document, edit, old_tag))
+        index = index or DocumentIndex.for_document(yaml_file, document)
+        location = f"{CONTAINER_LISTS[list_key]} {name}"
+        _reject_shared(yaml_file, index, found, location)
+        new = str(old_reference.with_tag(image.tag, image.digest)) if same_repository else str(image)
+        edit = _scalar_edit(yaml_file, found[-1][1], new, location)
+        old_tag = old_reference.tag if old_reference else None
+        candidates.append(_Candidate(yaml_file, edit, old_tag))
     return candidates
 
 
@@ -257,28 +266,26 @@ def _is_kustomization(yaml_file: YamlFile, document: yaml.Node) -> bool:
     return kind == "Kustomization" or (kind is None and yaml_file.path.name in KUSTOMIZATION_FILE_NAMES)
 
 
-def _kustomization_candidates(files: list[YamlFile], image: ImageReference) -> list[_Candidate]:
+def _kustomization_candidates(yaml_file: YamlFile, document: yaml.Node, image: ImageReference) -> list[_Candidate]:
+    if not _is_kustomization(yaml_file, document):
+        return []
+    images = mapping_get(document, "images")
+    if not isinstance(images, yaml.SequenceNode):
+        return []
     candidates = []
-    for yaml_file in files:
-        for document in yaml_file.documents:
-            if not _is_kustomization(yaml_file, document):
-                continue
-            images = mapping_get(document, "images")
-            if not isinstance(images, yaml.SequenceNode):
-                continue
-            index = None
-            for position, entry in enumerate(images.value):
-                name = scalar_text(mapping_get(entry, "newName")) or scalar_text(mapping_get(entry, "name"))
-                reference = _parse_or_none(name or "")
-                if reference is None or not _same_repository(reference, image):
-                    continue
-                index = index or DocumentIndex.for_document(yaml_file, document)
-                chain = [((), document), (("images",), images), (("images", position), entry)]
-                location = f"images[{position}] {scalar_text(mapping_get(entry, 'name'))}"
-                _reject_shared(yaml_file, index, chain, location)
-                edit = _kustomization_edit(yaml_file, entry, image, location)
-                old_tag = scalar_text(mapping_get(entry, "newTag"))
-                candidates.append(_Candidate(yaml_file, document, edit, old_tag))
+    index = None
+    for position, entry in enumerate(images.value):
+        name = scalar_text(mapping_get(entry, "newName")) or scalar_text(mapping_get(entry, "name"))
+        reference = _parse_or_none(name or "")
+        if reference is None or not _same_repository(reference, image):
+            continue
+        index = index or DocumentIndex.for_document(yaml_file, document)
+        chain = [((), document), (("images",), images), (("images", position), entry)]
+        location = f"images[{position}] {scalar_text(mapping_get(entry, 'name'))}"
+        _reject_shared(yaml_file, index, chain, location)
+        edit = _kustomization_edit(yaml_file, entry, image, location)
+        old_tag = scalar_text(mapping_get(entry, "newTag"))
+        candidates.append(_Candidate(yaml_file, edit, old_tag))
     return candidates
 
 
@@ -320,7 +327,12 @@ def _kustomization_value(entry: yaml.MappingNode) -> str:
 
 
 def _format_tag_and_digest(tag: str | None, digest: str | None) -> str:
-    return (f":{tag}" if tag else "") + (f"@{digest}" if digest else "") or "(no tag)"
+    text = ""
+    if tag:
+        text += f":{tag}"
+    if digest:
+        text += f"@{digest}"
+    return text or "(no tag)"
 
 
 def _rename_key(yaml_file: YamlFile, mapping: yaml.MappingNode, old_key: str, new_key: str) -> Splice:
@@ -372,7 +384,7 @@ def _delete_pair(yaml_file: YamlFile, mapping: yaml.MappingNode, key: str) -> Sp
 
 
 def _line_end(text: str, index: int) -> int:
-    """Return the index of the line break (\\r\\n or \\n) that ends the line holding `index`, or len(text)."""
+    """Return the index of the line break (\\r\\n or \\n) that ends the line containing `index`, or len(text)."""
     end = text.find("\n", index)
     if end < 0:
         return len(text)
@@ -382,32 +394,27 @@ def _line_end(text: str, index: int) -> int:
 # --- dotted keys (Helm values and other YAML) ---------------------------------
 
 
-def _key_candidates(files: list[YamlFile], image: ImageReference, key_path: Segments, key: str) -> list[_Candidate]:
-    candidates = []
-    for yaml_file in files:
-        for document in yaml_file.documents:
-            chain = _resolve(document, key_path)
-            if chain is None:
-                continue
-            target = chain[-1][1]
-            if not isinstance(target, yaml.ScalarNode):
-                raise ManifestError(
-                    f"{_where(yaml_file, target)}: --key {key} is a mapping or a list, not a value; "
-                    f"name the value itself, such as {key}.tag"
-                )
-            index = DocumentIndex.for_document(yaml_file, document)
-            location = f"key {key}"
-            sharing = index.sharing(chain)
-            if sharing.alias_of is not None:
-                raise ManifestError(_alias_message(yaml_file, chain, key, sharing))
-            if sharing.used_by:
-                users = ", ".join(format_path(path) for path in sharing.used_by)
-                location += f" (anchored, also used by {users})"
-            candidates.extend(_key_edits(yaml_file, document, chain, image, key_path, location))
-    if not candidates:
-        names = ", ".join(str(f.path) for f in files)
-        raise ManifestError(f"key {key} not found in any document of {names}; check --key (a dotted path such as image.tag)")
-    return candidates
+def _key_candidates(
+    yaml_file: YamlFile, document: yaml.Node, image: ImageReference, key_path: Segments, key: str
+) -> list[_Candidate]:
+    chain = _resolve(document, key_path)
+    if chain is None:
+        return []
+    target = chain[-1][1]
+    if not isinstance(target, yaml.ScalarNode):
+        raise ManifestError(
+            f"{_where(yaml_file, target)}: --key {key} is a mapping or a list, not a value; "
+            f"name the value itself, such as {key}.tag"
+        )
+    index = DocumentIndex.for_document(yaml_file, document)
+    location = f"key {key}"
+    sharing = index.sharing(chain)
+    if sharing.alias_of is not None:
+        raise ManifestError(_alias_message(yaml_file, chain, key, sharing))
+    if sharing.used_by:
+        users = ", ".join(format_path(path) for path in sharing.used_by)
+        location += f" (anchored, also used by {users})"
+    return _key_edits(yaml_file, chain, image, key_path, location)
 
 
 def _resolve(document: yaml.Node, key_path: Segments) -> list[tuple[Segments, yaml.Node]] | None:
@@ -442,7 +449,7 @@ def _lookup(chain: list[tuple[Segments, yaml.Node]], key: str) -> list[tuple[Seg
     return None
 
 
-def _key_edits(yaml_file, document, chain, image: ImageReference, key_path: Segments, location: str) -> list[_Candidate]:
+def _key_edits(yaml_file, chain, image: ImageReference, key_path: Segments, location: str) -> list[_Candidate]:
     target = chain[-1][1]
     parent = chain[-2][1] if len(chain) > 1 else None
     where = _where(yaml_file, target)
@@ -452,26 +459,26 @@ def _key_edits(yaml_file, document, chain, image: ImageReference, key_path: Segm
     if last == "digest":
         if not image.digest:
             raise ManifestError(f"{where}: --key {format_path(key_path)} is a digest but image {image} has none; add @sha256:…")
-        return [_Candidate(yaml_file, document, _scalar_edit(yaml_file, target, image.digest, location))]
+        return [_Candidate(yaml_file, _scalar_edit(yaml_file, target, image.digest, location))]
 
     old_reference = _parse_or_none(old) if any(mark in old for mark in "/:@") else None
     if old_reference is not None:
         if not _same_repository(old_reference, image):
-            raise ManifestError(f"{where}: {format_path(key_path)} holds image {old}, not {image.repository}; check --image and --key")
+            raise ManifestError(f"{where}: {format_path(key_path)} contains image {old}, not {image.repository}; check --image and --key")
         new = str(old_reference.with_tag(image.tag, image.digest))
-        return [_Candidate(yaml_file, document, _scalar_edit(yaml_file, target, new, location), old_reference.tag)]
+        return [_Candidate(yaml_file, _scalar_edit(yaml_file, target, new, location), old_reference.tag)]
 
     if not image.tag:
-        raise ManifestError(f"{where}: --key {format_path(key_path)} holds a tag but image {image} has none; add :TAG")
+        raise ManifestError(f"{where}: --key {format_path(key_path)} contains a tag but image {image} has none; add :TAG")
     _check_sibling_repository(yaml_file, parent, image, where)
-    candidates = [_Candidate(yaml_file, document, _scalar_edit(yaml_file, target, image.tag, location), old)]
+    candidates = [_Candidate(yaml_file, _scalar_edit(yaml_file, target, image.tag, location), old)]
 
     # A Helm chart that also has image.digest would keep running the old image.
     sibling_digest = mapping_get(parent, "digest") if parent is not None else None
     if isinstance(sibling_digest, yaml.ScalarNode) and (sibling_digest.value or image.digest):
         digest_location = f"key {format_path(key_path[:-1] + ('digest',))}"
         new_digest = image.digest or ""
-        candidates.append(_Candidate(yaml_file, document, _scalar_edit(yaml_file, sibling_digest, new_digest, digest_location)))
+        candidates.append(_Candidate(yaml_file, _scalar_edit(yaml_file, sibling_digest, new_digest, digest_location)))
     return candidates
 
 
@@ -500,7 +507,7 @@ def _alias_message(yaml_file: YamlFile, chain, key: str, sharing) -> str:
 
 
 def _alias_line(chain, alias_path: Segments) -> int:
-    """Return the line of the key that holds the alias at alias_path; the aliased node's own marks are its anchor's."""
+    """Return the line of the key whose value is the alias at alias_path, because the aliased node's marks point at its anchor."""
     parents = [node for path, node in chain if path == alias_path[:-1]]
     segment = alias_path[-1]
     if parents and isinstance(parents[0], yaml.MappingNode):
@@ -522,8 +529,9 @@ def _reject_shared(yaml_file: YamlFile, index: DocumentIndex, chain, location: s
     if sharing.alias_of is None and not sharing.used_by and not through_merge:
         return
     definition = format_path(sharing.alias_of or chain[-1][0])
+    line = _alias_line(chain, sharing.alias_path) if sharing.alias_path else target.start_mark.line + 1
     raise ManifestError(
-        f"{yaml_file.path}:{target.start_mark.line + 1}: the image of {location} is shared through a YAML anchor, "
+        f"{yaml_file.path}:{line}: the image of {location} is shared through a YAML anchor, "
         f"alias or merge key; edit the anchored value with --key {definition}, or write the image out in each place"
     )
 
@@ -541,26 +549,21 @@ def _check_same_tag(candidates: list[_Candidate], image: ImageReference) -> None
         )
 
 
-def _check_duplicate_keys(candidates: list[_Candidate]) -> None:
-    checked: set[int] = set()
-    for candidate in candidates:
-        if id(candidate.document) in checked:
-            continue
-        checked.add(id(candidate.document))
-        duplicate = find_duplicate_key(candidate.document)
-        if duplicate is not None:
-            key, path, first_line, second_line = duplicate
-            mapping = format_path(path) or "the document root"
-            raise ManifestError(
-                f"{candidate.yaml_file.path}: duplicate key {key!r} in {mapping} at lines {first_line} and {second_line}; "
-                "YAML readers keep only one of them, so remove the wrong one and run again"
-            )
+def _check_duplicate_keys(yaml_file: YamlFile, document: yaml.Node) -> None:
+    duplicate = find_duplicate_key(document)
+    if duplicate is not None:
+        key, path, first_line, second_line = duplicate
+        mapping = format_path(path) or "the document root"
+        raise ManifestError(
+            f"{yaml_file.path}: duplicate key {key!r} in {mapping} at lines {first_line} and {second_line}; "
+            "YAML readers keep only one of them, so remove the wrong one and run again"
+        )
 
 
 def _no_match_message(files: list[YamlFile], image: ImageReference, container: str | None) -> str:
     found = []
     for yaml_file in files:
-        for document in yaml_file.documents:
+        for document in yaml_file.documents():
             if scalar_text(mapping_get(document, "kind")) in WORKLOAD_KINDS:
                 for chain, list_key, _ in _containers(document):
                     image_node = mapping_get(chain[-1][1], "image")
@@ -599,7 +602,7 @@ def _set_if_different(yaml_file: YamlFile, node: yaml.ScalarNode, new: str) -> l
 
 
 def _apply_splices(yaml_file: YamlFile, splices: list[Splice]) -> str:
-    """Return the file's text with the splices applied; raise when two of them overlap."""
+    """Return the file's text with the splices applied, or raise when two of them overlap."""
     text = yaml_file.text
     pieces = []
     position = 0
@@ -620,7 +623,7 @@ def _unified_diff(yaml_file: YamlFile, splices: list[Splice]) -> str:
 
 
 def _write_all(files: list[tuple[YamlFile, str]]) -> None:
-    """Write every file atomically; if one write fails, put back the files already written."""
+    """Write every file atomically, and put back the files already written when one write fails."""
     written: list[YamlFile] = []
     try:
         for yaml_file, text in files:

@@ -12,7 +12,7 @@ github.com/distribution/reference, which Docker, containerd and Kubernetes use):
     digest     := algorithm ":" hex                 sha256 needs 64 lowercase hex digits
 
 The first part of a name is a registry host only when it contains "." or ":",
-is "localhost", or has an uppercase letter; otherwise it is the first path
+is "localhost", or has an uppercase letter. Otherwise it is the first path
 component, as in "shop/web".
 """
 

@@ -1,8 +1,8 @@
 """Edit scalar values in YAML text in place, keeping every other byte of the file.
 
-`pipeline.manifests` is the public surface; these modules hold the parts that
-do not know about Kubernetes: loading with marks, node paths and anchors,
-and writing a scalar in a style that YAML still reads as a string.
+`pipeline.manifests` is the public surface. These modules contain the parts
+that are independent of Kubernetes: loading with marks, node paths and
+anchors, and writing a scalar in a style that YAML still reads as a string.
 """
 
 from pipeline.errors import PipelineError

@@ -2,7 +2,7 @@
 
 difflib's SequenceMatcher takes seconds on a manifest of 27,000 lines where
 most lines repeat (every document has `- name: web`), while the splices
-already say which lines changed. The output has the format of
+already give the changed lines. The output has the format of
 difflib.unified_diff with three lines of context.
 """
 

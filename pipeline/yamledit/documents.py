@@ -1,7 +1,7 @@
 """Load YAML files as node graphs with marks, and answer questions about paths, anchors and keys.
 
 Nodes come from PyYAML's composer (libyaml's when PyYAML was built with it),
-so each one knows where its text starts and ends. Composition resolves an
+so each one records where its text starts and ends. Composition resolves an
 alias to the very node of its anchor, so a node reached along two paths is
 shared text: an edit there changes every place that refers to it.
 """
@@ -91,8 +91,22 @@ class YamlFile:
     raw: bytes
     bom: str
     text: str
-    documents: list[yaml.Node]
     mode: int
+
+    def documents(self) -> Iterator[yaml.Node]:
+        """Compose and yield the documents one at a time, so that only one is in memory.
+
+        Raises ManifestError with the line and column when the text is not valid YAML.
+        """
+        try:
+            for document in yaml.compose_all(self.text, Loader=_Loader):
+                if document is not None:
+                    yield document
+        except yaml.MarkedYAMLError as error:
+            raise ManifestError(f"{self.path}: invalid YAML{_describe_yaml_error(error)}; fix the file and run again") from None
+        except yaml.YAMLError as error:
+            reason = " ".join(str(error).split())
+            raise ManifestError(f"{self.path}: invalid YAML: {reason}; fix the file and run again") from None
 
     @functools.cached_property
     def line_starts(self) -> list[int]:
@@ -114,7 +128,7 @@ class YamlFile:
 
 
 def load_yaml_file(path: Path) -> YamlFile:
-    """Read and compose every document of `path`; raise ManifestError naming the file, line and column."""
+    """Read and decode `path`; raise ManifestError naming the file when it cannot be read or is not UTF-8."""
     try:
         raw = path.read_bytes()
         mode = os.stat(path).st_mode
@@ -130,22 +144,17 @@ def load_yaml_file(path: Path) -> YamlFile:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ManifestError(f"{path} is not UTF-8 text (invalid byte at offset {error.start}); save it as UTF-8") from None
+    return YamlFile(path=path, raw=raw, bom=bom, text=text, mode=mode)
 
-    try:
-        with gc_paused():
-            documents = list(yaml.compose_all(text, Loader=_Loader))
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        problem = error.problem or error.context or "invalid YAML"
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        if error.context and error.context_mark and error.problem:
-            context_mark = error.context_mark
-            problem += f" ({error.context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
-        raise ManifestError(f"{path}: invalid YAML{where}: {problem}; fix the file and run again") from None
-    except yaml.YAMLError as error:
-        reason = " ".join(str(error).split())
-        raise ManifestError(f"{path}: invalid YAML: {reason}; fix the file and run again") from None
-    return YamlFile(path=path, raw=raw, bom=bom, text=text, documents=[d for d in documents if d is not None], mode=mode)
+
+def _describe_yaml_error(error: yaml.MarkedYAMLError) -> str:
+    mark = error.problem_mark or error.context_mark
+    text = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    text += f": {error.problem or error.context or 'invalid YAML'}"
+    if error.context and error.context_mark and error.problem:
+        context_mark = error.context_mark
+        text += f" ({error.context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    return text
 
 
 @contextlib.contextmanager
@@ -240,7 +249,7 @@ def children(node: yaml.Node) -> Iterator[tuple[str | int, yaml.Node]]:
 
 @dataclass
 class Sharing:
-    """How an edited node relates to anchors: reached through an alias, or defined once and used elsewhere."""
+    """Relation of an edited node to anchors: reached through an alias, or defined once and used elsewhere."""
 
     alias_of: Segments | None = None
     alias_path: Segments | None = None

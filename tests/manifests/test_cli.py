@@ -63,7 +63,7 @@ def test_cli_second_run_up_to_date(manifests):
     completed = set_image_command("--path", str(path), "--image", f"{WEB}:7d41e0c")
 
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout == f"already up to date: 1 value(s) hold {WEB}:7d41e0c\n"
+    assert completed.stdout == f"already up to date: 1 value(s) contain {WEB}:7d41e0c\n"
 
 
 def test_cli_dry_run_prints_diff_only(manifests):

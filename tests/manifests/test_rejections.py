@@ -207,7 +207,7 @@ def test_key_holding_other_image_rejected(tmp_path):
     message = reject([path], f"{WEB}:2", key="web.image")
 
     assert message == (
-        f"{path}:2: web.image holds image registry.example.com/shop/other:1, not {WEB}; check --image and --key"
+        f"{path}:2: web.image contains image registry.example.com/shop/other:1, not {WEB}; check --image and --key"
     )
 
 
@@ -269,3 +269,16 @@ def test_folder_search_skips_hidden_folders(tmp_path):
 
     assert [change.file.name for change in result.changes] == ["deployment.yaml"]
     assert hidden.read_bytes() == before
+
+
+def test_aliased_image_rejected_at_alias_line(tmp_path):
+    path = write(
+        tmp_path,
+        "deployment.yaml",
+        deployment(f"- name: web\n  image: &image {WEB}:1\n- name: worker\n  image: *image\n"),
+    )
+
+    message = reject([path], f"{WEB}:2", container="worker")
+
+    assert message.startswith(f"{path}:12: the image of container worker is shared")
+    assert "--key spec.template.spec.containers[0].image" in message
