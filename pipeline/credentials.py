@@ -135,7 +135,13 @@ def _ssh_access(
     secrets: list[str] = []
     command = [ssh_program, "-o", "BatchMode=yes"]
     if ssh_key:
-        key_file, key_content = _file_or_content(ssh_key, secrets_dir / "deploy_key", "manifests.ssh_key")
+        key_file, key_content = _file_or_content(
+            ssh_key, secrets_dir / "deploy_key", "manifests.ssh_key or MANIFESTS_SSH_PRIVATE_KEY"
+        )
+        if key_content is None and key_file.stat().st_mode & 0o077:
+            # ssh ignores a private key that others can read, so use a private copy.
+            key_content = key_file.read_text()
+            key_file, _ = _file_or_content(key_content, secrets_dir / "deploy_key", "")
         if key_content:
             secrets.append(key_content.strip())
         command += ["-i", str(key_file), "-o", "IdentitiesOnly=yes"]
@@ -145,7 +151,9 @@ def _ssh_access(
             f"no known_hosts for the SSH host {host}; run `ssh-keyscan {_keyscan_arguments(host)}` once, "
             "check the fingerprint, and put the output into MANIFESTS_KNOWN_HOSTS (a file-type variable in GitLab)"
         )
-    known_hosts_file, _ = _file_or_content(known_hosts, secrets_dir / "known_hosts", "manifests.known_hosts")
+    known_hosts_file, _ = _file_or_content(
+        known_hosts, secrets_dir / "known_hosts", "manifests.known_hosts or MANIFESTS_KNOWN_HOSTS"
+    )
     require_known_host(known_hosts_file, host)
     command += ["-o", f"UserKnownHostsFile={known_hosts_file}", "-o", "StrictHostKeyChecking=yes"]
 

@@ -298,3 +298,32 @@ def test_http_wrong_token_fails_without_leaking(http_remote, remote, app_repo):
     assert wrong not in str(raised.value)
     assert str(raised.value).startswith(f"cloning {url} (branch main) failed:")
     assert "Authentication failed" in str(raised.value)
+
+
+def test_readable_key_file_is_copied_private(tmp_path):
+    key_file = tmp_path / "deploy_key"
+    key_file.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n")
+    key_file.chmod(0o644)
+    known_hosts = "gitlab.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEIQczXkVx9q\n"
+
+    with git_access(SCP_LIKE_URL, ssh_key=str(key_file), known_hosts=known_hosts) as access:
+        command = shlex.split(access.env["GIT_SSH_COMMAND"])
+        used = Path(command[command.index("-i") + 1])
+        mode = used.stat().st_mode & 0o777
+        content = used.read_text()
+
+    assert used != key_file
+    assert mode == 0o600
+    assert content == key_file.read_text()
+    assert not used.exists()
+
+
+def test_missing_key_file_names_the_variable(tmp_path):
+    with pytest.raises(CredentialsError) as raised:
+        with git_access(SCP_LIKE_URL, ssh_key=str(tmp_path / "nowhere"), known_hosts="x ssh-ed25519 AAAA"):
+            pass
+
+    assert str(raised.value) == (
+        f"manifests.ssh_key or MANIFESTS_SSH_PRIVATE_KEY: file not found: {tmp_path / 'nowhere'}; "
+        "give an existing file or its content"
+    )
