@@ -31,8 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import PipelineError
 
-# The variables GIT_ASKPASS's script reads. Their names end in TOKEN so that
-# pipeline.redact masks the values wherever they appear.
+# Variables that the GIT_ASKPASS script reads from the environment of each git call.
 _ASKPASS_USERNAME = "HELLO_PYTHON_GIT_USERNAME"
 _ASKPASS_TOKEN = "HELLO_PYTHON_GIT_TOKEN"
 
