@@ -208,7 +208,7 @@ def bump_manifests(
                 flag = _push(context, push_arguments, branch)
             except PushRejectedError as error:
                 if mode != "direct" or not error.retryable or attempt == attempts:
-                    if error.retryable:
+                    if error.retryable and mode == "direct":
                         raise PushRejectedError(
                             f"{error} (after {attempt} attempts); run the bump again, or raise bump.attempts"
                         ) from None
