@@ -39,7 +39,7 @@ from pipeline.yamledit.documents import (
 from pipeline.yamledit.diff import unified_diff
 from pipeline.yamledit.scalars import Splice, render_value, replace_scalar
 
-__all__ = ["EditResult", "ImageChange", "ManifestError", "set_image"]
+__all__ = ["EditResult", "ImageChange", "ManifestError", "retarget_image", "set_image"]
 
 YAML_SUFFIXES = (".yaml", ".yml")
 WORKLOAD_KINDS = {
@@ -120,10 +120,36 @@ def set_image(
         raise ManifestError(f"image reference {image} has neither a tag nor a digest; add one, as in {image}:7d41e0c")
     key_path = parse_path(key) if key else None
     with gc_paused():
-        return _set_image(_yaml_files(paths), image, container, key, key_path, dry_run)
+        return _set_image(_yaml_files(paths), image, image, container, key, key_path, dry_run)
 
 
-def _set_image(paths: list[Path], image: ImageReference, container, key, key_path, dry_run: bool) -> EditResult:
+def retarget_image(paths, image: ImageReference, *, from_repository: str | None = None, dry_run: bool = False) -> EditResult:
+    """Point the containers and kustomization `images:` entries under `paths` at another repository.
+
+    The demo uses it to move the sample manifests to its local registry.
+    `from_repository` names the repository to replace. Without it, the files
+    must contain exactly one image repository. Kustomization entries get
+    `newName` as well as the tag and digest.
+    """
+    if not image.tag and not image.digest:
+        raise ManifestError(f"image reference {image} has neither a tag nor a digest; add one, as in {image}:7d41e0c")
+    with gc_paused():
+        files = _yaml_files(paths)
+        if from_repository is None:
+            references = _found_references([load_yaml_file(path) for path in files])
+            found = sorted({reference.normalized_repository: reference.repository for reference in references}.values())
+            if len(found) != 1:
+                listed = ", ".join(found) or "none"
+                raise ManifestError(
+                    f"cannot tell which image to retarget: found {len(found)} repositories ({listed}); name one with from_repository"
+                )
+            from_repository = found[0]
+        match = parse_image_reference(from_repository)
+        return _set_image(files, image, match, None, None, None, dry_run)
+
+
+def _set_image(paths: list[Path], image: ImageReference, match: ImageReference, container, key, key_path, dry_run: bool) -> EditResult:
+    """Set image in every target whose repository is match's (or the named container, or the key)."""
     files = [load_yaml_file(path) for path in paths]
     candidates: list[_Candidate] = []
     for yaml_file in files:
@@ -131,8 +157,8 @@ def _set_image(paths: list[Path], image: ImageReference, container, key, key_pat
             if key_path is not None:
                 found = _key_candidates(yaml_file, document, image, key_path, key)
             else:
-                found = _container_candidates(yaml_file, document, image, container)
-                found += _kustomization_candidates(yaml_file, document, image)
+                found = _container_candidates(yaml_file, document, image, match, container)
+                found += _kustomization_candidates(yaml_file, document, image, match)
             if found:
                 _check_duplicate_keys(yaml_file, document)
                 candidates.extend(found)
@@ -141,9 +167,9 @@ def _set_image(paths: list[Path], image: ImageReference, container, key, key_pat
         names = ", ".join(str(f.path) for f in files)
         raise ManifestError(f"key {key} not found in any document of {names}; check --key (a dotted path such as image.tag)")
     if not candidates:
-        raise ManifestError(_no_match_message(files, image, container))
+        raise ManifestError(_no_match_message(files, match, container))
     if key_path is None and container is None:
-        _check_same_tag(candidates, image)
+        _check_same_tag(candidates, match)
 
     edits_by_file: dict[Path, tuple[YamlFile, list[_Edit]]] = {}
     for candidate in candidates:
@@ -200,7 +226,7 @@ def _yaml_files(paths) -> list[Path]:
 
 
 def _container_candidates(
-    yaml_file: YamlFile, document: yaml.Node, image: ImageReference, container: str | None
+    yaml_file: YamlFile, document: yaml.Node, image: ImageReference, match: ImageReference, container: str | None
 ) -> list[_Candidate]:
     if scalar_text(mapping_get(document, "kind")) not in WORKLOAD_KINDS:
         return []
@@ -214,14 +240,16 @@ def _container_candidates(
             continue
         old = found[-1][1].value
         old_reference = _parse_or_none(old)
-        same_repository = old_reference is not None and _same_repository(old_reference, image)
-        if (container is not None and name != container) or (container is None and not same_repository):
+        matches = old_reference is not None and _same_repository(old_reference, match)
+        if (container is not None and name != container) or (container is None and not matches):
             continue
 
         index = index or DocumentIndex.for_document(yaml_file, document)
         location = f"{CONTAINER_LISTS[list_key]} {name}"
         _reject_shared(yaml_file, index, found, location)
-        new = str(old_reference.with_tag(image.tag, image.digest)) if same_repository else str(image)
+        # Keep the manifest's spelling of the repository (such as "nginx" for docker.io/library/nginx).
+        keep_repository = old_reference is not None and _same_repository(old_reference, image)
+        new = str(old_reference.with_tag(image.tag, image.digest)) if keep_repository else str(image)
         edit = _scalar_edit(yaml_file, found[-1][1], new, location)
         old_tag = old_reference.tag if old_reference else None
         candidates.append(_Candidate(yaml_file, edit, old_tag))
@@ -266,7 +294,9 @@ def _is_kustomization(yaml_file: YamlFile, document: yaml.Node) -> bool:
     return kind == "Kustomization" or (kind is None and yaml_file.path.name in KUSTOMIZATION_FILE_NAMES)
 
 
-def _kustomization_candidates(yaml_file: YamlFile, document: yaml.Node, image: ImageReference) -> list[_Candidate]:
+def _kustomization_candidates(
+    yaml_file: YamlFile, document: yaml.Node, image: ImageReference, match: ImageReference
+) -> list[_Candidate]:
     if not _is_kustomization(yaml_file, document):
         return []
     images = mapping_get(document, "images")
@@ -277,7 +307,7 @@ def _kustomization_candidates(yaml_file: YamlFile, document: yaml.Node, image: I
     for position, entry in enumerate(images.value):
         name = scalar_text(mapping_get(entry, "newName")) or scalar_text(mapping_get(entry, "name"))
         reference = _parse_or_none(name or "")
-        if reference is None or not _same_repository(reference, image):
+        if reference is None or not _same_repository(reference, match):
             continue
         index = index or DocumentIndex.for_document(yaml_file, document)
         chain = [((), document), (("images",), images), (("images", position), entry)]
@@ -295,6 +325,15 @@ def _kustomization_edit(yaml_file: YamlFile, entry: yaml.MappingNode, image: Ima
     digest = mapping_get(entry, "digest")
     old = _kustomization_value(entry)
     splices: list[Splice] = []
+
+    new_name = mapping_get(entry, "newName")
+    current = _parse_or_none(scalar_text(new_name) or scalar_text(mapping_get(entry, "name")) or "")
+    if current is None or not _same_repository(current, image):
+        if new_name is not None:
+            splices += _set_if_different(yaml_file, new_name, image.repository)
+        else:
+            splices.append(_insert_pair(yaml_file, entry, "newName", render_value(image.repository, None)))
+        old = f"{current.repository if current else '?'}{old}"
 
     if image.tag:
         if new_tag is not None:
@@ -560,7 +599,8 @@ def _check_duplicate_keys(yaml_file: YamlFile, document: yaml.Node) -> None:
         )
 
 
-def _no_match_message(files: list[YamlFile], image: ImageReference, container: str | None) -> str:
+def _found_images(files: list[YamlFile]) -> list[tuple[str, str]]:
+    """Return (image, where) for every container image and kustomization `images:` entry in files."""
     found = []
     for yaml_file in files:
         for document in yaml_file.documents():
@@ -569,11 +609,23 @@ def _no_match_message(files: list[YamlFile], image: ImageReference, container: s
                     image_node = mapping_get(chain[-1][1], "image")
                     name = scalar_text(mapping_get(chain[-1][1], "name"))
                     if isinstance(image_node, yaml.ScalarNode):
-                        found.append(f"{image_node.value} ({CONTAINER_LISTS[list_key]} {name})")
+                        found.append((image_node.value, f"{CONTAINER_LISTS[list_key]} {name}"))
             if _is_kustomization(yaml_file, document):
                 images = mapping_get(document, "images")
                 for entry in images.value if isinstance(images, yaml.SequenceNode) else []:
-                    found.append(f"{scalar_text(mapping_get(entry, 'name'))} (kustomization images)")
+                    name = scalar_text(mapping_get(entry, "newName")) or scalar_text(mapping_get(entry, "name"))
+                    if name:
+                        found.append((name, "kustomization images"))
+    return found
+
+
+def _found_references(files: list[YamlFile]) -> list[ImageReference]:
+    references = (_parse_or_none(image) for image, _ in _found_images(files))
+    return [reference for reference in references if reference is not None]
+
+
+def _no_match_message(files: list[YamlFile], image: ImageReference, container: str | None) -> str:
+    found = [f"{value} ({where})" for value, where in _found_images(files)]
     target = f"container {container}" if container else f"image {image.repository}"
     names = ", ".join(str(f.path) for f in files)
     if not found:
