@@ -42,8 +42,10 @@ def check(
 ) -> Decision:
     """Return whether to skip the bump because a deployed image is newer than new_image.
 
-    Raises RollbackRiskError when a deployed tag is not a commit of the
-    application repository, unless allow_rollback is set.
+    A deployed tag that is not a commit hash (a release tag such as "0.1.0")
+    is not compared. Raises RollbackRiskError when a deployed tag looks like a
+    commit hash but is not a commit of the application repository, unless
+    allow_rollback is set.
     """
     deployed_tags = sorted({tag for tag in (_tag_of(text) for text in deployed_images) if tag})
     deployed_tags = [tag for tag in deployed_tags if tag != new_image.tag]
@@ -58,6 +60,10 @@ def check(
 
     notes = []
     for tag in deployed_tags:
+        if not _COMMIT_HASH.fullmatch(tag):
+            # A release tag such as "0.1.0" names no commit, so there is no history to compare.
+            notes.append(f"the deployed tag {tag} is not a commit hash, so the rollback check does not apply")
+            continue
         deployed = _resolve(repo, tag)
         if deployed is None:
             decision = _undecidable(f"the deployed tag {tag} is not a commit of the application repository at "

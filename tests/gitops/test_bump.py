@@ -219,21 +219,31 @@ def test_allow_rollback_replaces_newer_image(remote, app_repo):
     assert remote.show("main") == DEPLOYMENT.format(image=image(app_repo.tag(3)))
 
 
-def test_unknown_deployed_tag_needs_allow_rollback(tmp_path, app_repo):
-    remote = make_remote(tmp_path, "0.1.0")
+def test_unknown_deployed_hash_needs_allow_rollback(tmp_path, app_repo):
+    remote = make_remote(tmp_path, "0badc0de")
 
     with pytest.raises(RollbackRiskError) as raised:
         bump(remote, app_repo, app_repo.tag(6), mode="direct")
 
-    assert "the deployed tag 0.1.0 is not a commit of the application repository" in str(raised.value)
+    assert "the deployed tag 0badc0de is not a commit of the application repository" in str(raised.value)
     assert "--allow-rollback" in str(raised.value)
     assert remote.count("main") == 1
 
 
-def test_unknown_deployed_tag_with_allow_rollback(tmp_path, app_repo):
-    remote = make_remote(tmp_path, "0.1.0")
+def test_unknown_deployed_hash_with_allow_rollback(tmp_path, app_repo):
+    remote = make_remote(tmp_path, "0badc0de")
 
     result = bump(remote, app_repo, app_repo.tag(6), mode="direct", allow_rollback=True)
+
+    assert result.status == "changed"
+    assert result.old_image == image("0badc0de")
+
+
+def test_release_tag_is_replaced_without_check(tmp_path, app_repo):
+    """A deployed release tag such as 0.1.0 names no commit, so the first bump needs no flag."""
+    remote = make_remote(tmp_path, "0.1.0")
+
+    result = bump(remote, app_repo, app_repo.tag(6), mode="direct")
 
     assert result.status == "changed"
     assert result.old_image == image("0.1.0")
