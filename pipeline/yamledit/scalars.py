@@ -29,9 +29,9 @@ _CORE_NON_STRINGS = re.compile(
     re.VERBOSE,
 )
 
-# go-yaml v2 (resolve.go), which sigs.k8s.io/yaml vendors: its table of fixed
-# words, then Go's ParseInt/ParseUint with base prefixes after removing "_",
-# then floats, binary numbers and timestamps.
+# go-yaml v2's resolve.go (gopkg.in/yaml.v2; sigs.k8s.io/yaml forks v2.4.0 of
+# it): its table of fixed words, then Go's ParseInt/ParseUint with base
+# prefixes after removing "_", then floats, binary numbers and timestamps.
 _GO_YAML_WORDS = {
     "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
     "true", "True", "TRUE", "false", "False", "FALSE",

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 import yaml
 
+from pipeline import manifests as manifests_module
 from pipeline.manifests import ManifestError, set_image
 from pipeline.reference import parse_image_reference
 
@@ -282,3 +283,24 @@ def test_aliased_image_rejected_at_alias_line(tmp_path):
 
     assert message.startswith(f"{path}:12: the image of container worker is shared")
     assert "--key spec.template.spec.containers[0].image" in message
+
+
+def test_failed_write_restores_written_files(tmp_path, monkeypatch):
+    first = write(tmp_path, "a.yaml", deployment(f"- name: web\n  image: {WEB}:1\n"))
+    second = write(tmp_path, "b.yaml", deployment(f"- name: web\n  image: {WEB}:1\n"))
+    before = snapshot(tmp_path)
+    real_write = manifests_module._write_atomically
+
+    def write_then_fail_on_second(path, data, mode):
+        # Simulates a full disk on the second file; the restore of the first must still go through.
+        if path == second and data != before["b.yaml"]:
+            raise OSError(28, "No space left on device", str(path))
+        real_write(path, data, mode)
+
+    monkeypatch.setattr(manifests_module, "_write_atomically", write_then_fail_on_second)
+
+    message = reject([tmp_path], f"{WEB}:2")
+
+    assert message == f"cannot write {second}: No space left on device; no file was changed"
+    assert snapshot(tmp_path) == before
+    assert first.read_bytes() == before["a.yaml"]
