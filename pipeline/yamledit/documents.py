@@ -338,3 +338,35 @@ def _key_tag(key_node: yaml.ScalarNode) -> str:
 @functools.lru_cache(maxsize=4096)
 def _resolve_plain(value: str) -> str:
     return _FULL_RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+
+
+def resolve_path(document: yaml.Node, key_path: Segments) -> list[tuple[Segments, yaml.Node]] | None:
+    """Return the chain of (path, node) from the root to the node at key_path, following `<<` merges, or None."""
+    chain = [((), document)]
+    for segment in key_path:
+        path, node = chain[-1]
+        if isinstance(segment, int):
+            if not isinstance(node, yaml.SequenceNode) or segment >= len(node.value):
+                return None
+            chain.append((path + (segment,), node.value[segment]))
+            continue
+        found = lookup(chain, segment)
+        if found is None:
+            return None
+        chain = found
+    return chain
+
+
+def lookup(chain: list[tuple[Segments, yaml.Node]], key: str) -> list[tuple[Segments, yaml.Node]] | None:
+    """Extend chain (ending at a mapping) to the value of `key`, looking through `<<` merges as YAML does."""
+    path, node = chain[-1]
+    value = mapping_get(node, key)
+    if value is not None:
+        return chain + [(path + (key,), value)]
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for merged in merged_mappings(node):
+        found = lookup(chain + [(path + ("<<",), merged)], key)
+        if found is not None:
+            return found
+    return None
