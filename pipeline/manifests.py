@@ -104,6 +104,21 @@ def retarget_image(paths, image: ImageReference, *, from_repository: str | None 
 def _set_image(paths: list[Path], image: ImageReference, match: ImageReference, container, key, key_path, dry_run: bool) -> EditResult:
     """Set image in every target whose repository is match's (or the named container, or the key)."""
     files = [load_yaml_file(path) for path in paths]
+    candidates = _find_candidates(files, image, match, container, key, key_path)
+
+    if not candidates and key_path is not None:
+        names = ", ".join(str(f.path) for f in files)
+        raise ManifestError(f"key {key} not found in any document of {names}; check --key (a dotted path such as image.tag)")
+    if not candidates:
+        raise ManifestError(_no_match_message(files, match, container))
+    if key_path is None and container is None:
+        _check_same_tag(candidates, match)
+
+    return _apply_edits(candidates, dry_run)
+
+
+def _find_candidates(files: list[YamlFile], image, match, container, key, key_path) -> list[Candidate]:
+    """Return the matching values of every document, checking each matching document for duplicate keys."""
     candidates: list[Candidate] = []
     for yaml_file in files:
         for document in yaml_file.documents():
@@ -115,15 +130,11 @@ def _set_image(paths: list[Path], image: ImageReference, match: ImageReference, 
             if found:
                 _check_duplicate_keys(yaml_file, document)
                 candidates.extend(found)
+    return candidates
 
-    if not candidates and key_path is not None:
-        names = ", ".join(str(f.path) for f in files)
-        raise ManifestError(f"key {key} not found in any document of {names}; check --key (a dotted path such as image.tag)")
-    if not candidates:
-        raise ManifestError(_no_match_message(files, match, container))
-    if key_path is None and container is None:
-        _check_same_tag(candidates, match)
 
+def _apply_edits(candidates: list[Candidate], dry_run: bool) -> EditResult:
+    """Splice each file's edits into its text, build the diff, and write the changed files unless dry_run."""
     edits_by_file: dict[Path, tuple[YamlFile, list[Edit]]] = {}
     for candidate in candidates:
         edits_by_file.setdefault(candidate.yaml_file.path, (candidate.yaml_file, []))[1].append(candidate.edit)
