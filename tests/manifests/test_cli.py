@@ -136,3 +136,17 @@ def test_cli_bad_input_fails_with_one_line(manifests, tmp_path, case, expected_s
     assert completed.stderr.startswith(expected_stderr.format(path=path))
     assert "Traceback" not in completed.stderr
     assert snapshot(tmp_path) == before
+
+
+def test_cli_without_path_fails_with_one_line():
+    completed = set_image_command("--image", f"{WEB}:7d41e0c")
+
+    assert completed.returncode != 0
+    assert completed.stderr == "error: --path is required; give a manifest file or folder, repeat --path for more\n"
+
+
+def test_cli_without_image_fails_with_one_line(manifests):
+    completed = set_image_command("--path", str(manifests))
+
+    assert completed.returncode != 0
+    assert completed.stderr == "error: --image is required; give a reference such as registry.example.com/shop/web:7d41e0c\n"
