@@ -183,7 +183,9 @@ def _yaml_files(paths) -> list[Path]:
             raise ManifestError(f"manifest path {path} not found; give an existing file or folder")
     if not found:
         raise ManifestError("no manifest path given; give at least one file or folder")
-    return list(dict.fromkeys(found))
+    # The same file named twice (say, by a folder and by its own path) is edited once.
+    unique = {os.path.realpath(path): path for path in reversed(found)}
+    return list(reversed(unique.values()))
 
 
 # --- checks across documents and files ---------------------------------------
@@ -277,18 +279,22 @@ def _unified_diff(yaml_file: YamlFile, splices: list[Splice]) -> str:
 def _write_all(files: list[tuple[YamlFile, str]]) -> None:
     """Write every file atomically, and put back the files already written when one write fails."""
     written: list[YamlFile] = []
-    try:
-        for yaml_file, text in files:
+    for yaml_file, text in files:
+        try:
             _write_atomically(yaml_file.path, yaml_file.encode(text), yaml_file.mode)
-            written.append(yaml_file)
-    except OSError as error:
-        for yaml_file in written:
-            _write_atomically(yaml_file.path, yaml_file.raw, yaml_file.mode)
-        raise ManifestError(f"cannot write {error.filename}: {error.strerror}; no file was changed") from None
+        except OSError as error:
+            for done in written:
+                _write_atomically(done.path, done.raw, done.mode)
+            raise ManifestError(f"cannot write {yaml_file.path}: {error.strerror}; no file was changed") from None
+        written.append(yaml_file)
 
 
 def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write data to a temporary file in path's folder and rename it over path, keeping path's mode."""
+    """Write data to a temporary file in path's folder and rename it over path, keeping path's mode.
+
+    A symbolic link is followed, so the link stays and its target gets the new text.
+    """
+    path = Path(os.path.realpath(path))
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as stream:

@@ -304,3 +304,24 @@ def test_failed_write_restores_written_files(tmp_path, monkeypatch):
     assert message == f"cannot write {second}: No space left on device; no file was changed"
     assert snapshot(tmp_path) == before
     assert first.read_bytes() == before["a.yaml"]
+
+
+def test_symbolic_link_kept_and_target_written(tmp_path):
+    target = write(tmp_path, "real.yaml", deployment(f"- name: web\n  image: {WEB}:1\n"))
+    link = tmp_path / "link.yaml"
+    link.symlink_to(target.name)
+
+    result = set_image([link], parse_image_reference(f"{WEB}:2"))
+
+    assert link.is_symlink()
+    assert f"image: {WEB}:2\n" in target.read_text()
+    assert [change.file for change in result.changes] == [link]
+
+
+def test_file_named_twice_edited_once(tmp_path):
+    path = write(tmp_path, "deployment.yaml", deployment(f"- name: web\n  image: {WEB}:1\n"))
+
+    result = set_image([tmp_path, path], parse_image_reference(f"{WEB}:2"))
+
+    assert len(result.changes) == 1
+    assert result.diff.count("+++ ") == 1
