@@ -142,7 +142,9 @@ def _apply_edits(candidates: list[Candidate], dry_run: bool) -> EditResult:
     changes, unchanged, new_texts, diffs = [], [], {}, []
     for yaml_file, edits in edits_by_file.values():
         edits.sort(key=lambda edit: edit.change.line)
-        splices = sorted({splice for edit in edits for splice in edit.splices}, key=lambda s: (s.start, s.end))
+        # dict.fromkeys drops repeats but keeps the order, so that two insertions at one place come out in code order.
+        unique = dict.fromkeys(splice for edit in edits for splice in edit.splices)
+        splices = sorted(unique, key=lambda splice: (splice.start, splice.end))
         new_text = _apply_splices(yaml_file, splices)
         for edit in edits:
             (changes if edit.splices else unchanged).append(edit.change)

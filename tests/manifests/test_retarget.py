@@ -93,3 +93,14 @@ def test_retarget_project_dev_overlay(tmp_path):
     assert f"newName: {LOCAL}\n" in after
     assert 'newTag: "0123456"\n' in after
     assert len(after.splitlines()) == len(before.splitlines())
+
+
+def test_retarget_inserts_name_before_tag(tmp_path):
+    path = tmp_path / "kustomization.yaml"
+    path.write_text("images:\n- name: registry.gitlab.com/acme/hello-python\n")
+
+    retarget_image([path], parse_image_reference(f"{LOCAL}:v2"))
+
+    assert path.read_text() == (
+        f"images:\n- name: registry.gitlab.com/acme/hello-python\n  newName: {LOCAL}\n  newTag: v2\n"
+    )
