@@ -140,4 +140,8 @@ def replace_scalar(text: str, node: yaml.ScalarNode, value: str, *, where: str) 
     if tags == ["!!str"] and style is None and _PLAIN_SAFE.fullmatch(value):
         # An explicit !!str already makes any plain text a string.
         return Splice(start, node.end_mark.index, value)
-    return Splice(start, node.end_mark.index, render_value(value, style))
+    rendered = render_value(value, style)
+    if start == node.end_mark.index and start > 0 and text[start - 1] not in " \t\r\n":
+        # An empty value (`digest:`) starts right after the indicator, and YAML needs a space there.
+        rendered = " " + rendered
+    return Splice(start, node.end_mark.index, rendered)

@@ -325,3 +325,21 @@ def test_file_named_twice_edited_once(tmp_path):
 
     assert len(result.changes) == 1
     assert result.diff.count("+++ ") == 1
+
+
+def test_empty_digest_value_filled(tmp_path):
+    path = write(tmp_path, "values.yaml", f"image:\n  repository: {WEB}\n  tag: x\n  digest:\n  pullPolicy: y\n")
+    digest = "sha256:" + "a" * 64
+
+    set_image([path], parse_image_reference(f"{WEB}:7d41e0c@{digest}"), key="image.tag")
+
+    assert path.read_text() == f"image:\n  repository: {WEB}\n  tag: 7d41e0c\n  digest: {digest}\n  pullPolicy: y\n"
+    assert yaml.safe_load(path.read_text())["image"]["digest"] == digest
+
+
+def test_empty_list_item_filled(tmp_path):
+    path = write(tmp_path, "values.yaml", "tags:\n-\n- b\n")
+
+    set_image([path], parse_image_reference(f"{WEB}:7d41e0c"), key="tags[0]")
+
+    assert path.read_text() == "tags:\n- 7d41e0c\n- b\n"
