@@ -2,6 +2,7 @@
 
 import pytest
 import yaml
+from ruamel.yaml import YAML
 
 from pipeline.yamledit.scalars import is_plain_string, render_value
 
@@ -66,6 +67,14 @@ def test_rendered_plain_value_loads_as_same_string(value):
     loaded = yaml.safe_load(f"key: {render_value(value, None)}\n")
 
     assert loaded["key"] == value
+
+
+@pytest.mark.parametrize("value", NOT_STRINGS + STRINGS)
+def test_rendered_value_is_string_in_yaml_1_2(value):
+    # ruamel.yaml reads YAML 1.2 by default; PyYAML (above) reads YAML 1.1.
+    loaded = YAML(typ="safe", pure=True).load(f"key: {render_value(value, None)}\n")
+
+    assert loaded == {"key": value}
 
 
 @pytest.mark.parametrize("value", NOT_STRINGS)
