@@ -31,11 +31,15 @@ RUN groupadd --gid 10001 app \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY app/ ./app/
-# The build arguments that change on every commit come last, because a RUN
-# step after an ARG is rebuilt whenever that argument changes.
+# The build arguments that change on every commit come last, so that the
+# layers above stay cached. A RUN step sees the arguments in its environment,
+# so it is rebuilt when they change. That makes the LABEL and ENV steps below
+# it rebuilt too, because buildah 1.28 reuses a cached LABEL or ENV step whose
+# text is unchanged even when the argument values differ.
 ARG GIT_COMMIT=unknown
 ARG SOURCE_URL=""
 ARG CREATED=""
+RUN test -n "${GIT_COMMIT}${CREATED}"
 LABEL org.opencontainers.image.title="hello-python" \
       org.opencontainers.image.revision="${GIT_COMMIT}" \
       org.opencontainers.image.source="${SOURCE_URL}" \
