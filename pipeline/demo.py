@@ -190,6 +190,8 @@ def _bump(settings: DemoSettings, state: DemoState) -> None:
         image=state.image,
         mode="merge-request",
         branch_prefix=settings.branch_prefix,
+        source_commit=_full_commit(settings.project_dir),
+        app_repo=settings.project_dir,
     )
     print(state.bump.message)
 
