@@ -26,8 +26,9 @@ ORIGIN_URL = f"https://gitlab.example.test/{PROJECT_PATH}.git"
 DEFAULT_BRANCH = "main"
 IMAGE_REPOSITORY = f"registry.example.test/{PROJECT_PATH}"
 
-# Seconds a single gitlab-ci-local run may take: pip install plus the job.
-JOB_TIMEOUT = 600
+# Seconds a single gitlab-ci-local run may take. An image build with vfs
+# storage took about 4 minutes on a shared 2-core machine.
+JOB_TIMEOUT = 1200
 
 _GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "CI Test",
@@ -108,9 +109,13 @@ def make_project_copy(destination: Path) -> Path:
 
 
 def run_job(gitlab_ci_local: str, project: Path, environment: dict, job: str,
-            variables: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run one job of the project's .gitlab-ci.yml with the shell executor and return the finished process."""
-    argv = [gitlab_ci_local, "--force-shell-executor", "--no-color", job]
+            variables: dict[str, str] | None = None, *, needs: bool = False) -> subprocess.CompletedProcess:
+    """Run one job of the project's .gitlab-ci.yml with the shell executor and return the finished process.
+
+    With needs=True, the jobs it needs run first and pass on their artifacts
+    and dotenv variables.
+    """
+    argv = [gitlab_ci_local, "--force-shell-executor", "--no-color", *(["--needs"] if needs else []), job]
     for key, value in (variables or {}).items():
         argv += ["--variable", f"{key}={value}"]
     return subprocess.run(

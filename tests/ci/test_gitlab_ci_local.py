@@ -177,25 +177,33 @@ def test_artifact_registry_template_adds_id_token(gitlab_ci_local, job_environme
     assert preview["variables"]["INVOKE_IMAGE_REPOSITORY"].endswith("/hello-python")
 
 
-@pytest.fixture(scope="module")
-def manifests_repository(project_copy, tmp_path_factory) -> Path:
-    """Return a bare manifests repository whose Deployment runs the image of the copy's first commit."""
-    bare = tmp_path_factory.mktemp("manifests") / "manifests.git"
+def make_manifests_repository(folder: Path, image_repository: str, base_tag: str) -> Path:
+    """Create a bare manifests repository whose Deployment runs image_repository:base_tag, and return it.
+
+    It advertises push options and records each push in push-records.txt.
+    """
+    bare = folder / "manifests.git"
     subprocess.run(["git", "init", "--quiet", "--bare", f"--initial-branch={DEFAULT_BRANCH}", str(bare)], check=True)
     git(bare, "config", "receive.advertisePushOptions", "true")
     hook = bare / "hooks" / "post-receive"
     hook.write_text(POST_RECEIVE_HOOK)
     hook.chmod(0o755)
 
-    base_tag = git(project_copy, "rev-parse", "--short=8", "HEAD~1")
-    work = bare.parent / "work"
+    work = folder / "work"
     subprocess.run(["git", "clone", "--quiet", str(bare), str(work)], check=True, capture_output=True)
-    (work / "deployment.yaml").write_text(MANIFEST_TEMPLATE.format(image=f"{IMAGE_REPOSITORY}:{base_tag}"))
+    (work / "deployment.yaml").write_text(MANIFEST_TEMPLATE.format(image=f"{image_repository}:{base_tag}"))
     git(work, "add", "deployment.yaml")
     git(work, "commit", "--quiet", "-m", "Deploy the base commit")
     git(work, "push", "--quiet", "origin", DEFAULT_BRANCH)
     (bare / "push-records.txt").unlink(missing_ok=True)
     return bare
+
+
+@pytest.fixture(scope="module")
+def manifests_repository(project_copy, tmp_path_factory) -> Path:
+    """Return a bare manifests repository whose Deployment runs the image of the copy's first commit."""
+    base_tag = git(project_copy, "rev-parse", "--short=8", "HEAD~1")
+    return make_manifests_repository(tmp_path_factory.mktemp("manifests"), IMAGE_REPOSITORY, base_tag)
 
 
 @pytest.fixture(scope="module")
@@ -253,3 +261,40 @@ def test_bump_job_uploads_result(bump_job, project_copy):
     result = json.loads((job_artifacts(project_copy, "bump-manifests") / "reports" / "bump.json").read_text())
     assert result["status"] == "changed"
     assert result["branch"] == f"argocd/{tag}"
+
+
+def test_build_then_bump_passes_digest_through_dotenv(gitlab_ci_local, job_environment, tmp_path):
+    """Build, test in the image, push to a local registry, then bump with the digest the build job recorded.
+
+    The image builds on the stand-in base (no base image can be pulled here),
+    so this is the one real image build of the CI tests.
+    """
+    require_program("buildah")
+    require_program("docker-registry")
+    require_program("skopeo")
+    from pipeline.registry import LocalRegistry
+
+    project = make_project_copy(tmp_path / "project")
+    base_tag = git(project, "rev-parse", "--short=8", "HEAD~1")
+    tag = git(project, "rev-parse", "--short=8", "HEAD")
+    (tmp_path / "registry").mkdir()
+
+    with LocalRegistry(tmp_path / "registry") as registry:
+        repository = f"{registry.address}/{PROJECT_PATH}"
+        bare = make_manifests_repository(tmp_path, repository, base_tag)
+        completed = run_job(gitlab_ci_local, project, job_environment, "bump-manifests", {
+            "INVOKE_IMAGE_REPOSITORY": repository,
+            "INVOKE_BUILD_STANDIN_BASE": "true",
+            "INVOKE_MANIFESTS_URL": bare.as_uri(),
+            "INVOKE_MANIFESTS_PATH": "deployment.yaml",
+        }, needs=True)
+        pushed_digest = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+             f"docker://{repository}:{tag}"],
+            capture_output=True, text=True, check=False, timeout=120,
+        ).stdout.strip()
+
+    assert completed.returncode == 0, describe(completed)
+    assert pushed_digest.startswith("sha256:")
+    manifest = git(bare, "show", f"refs/heads/argocd/{tag}:deployment.yaml")
+    assert manifest + "\n" == MANIFEST_TEMPLATE.format(image=f"{repository}:{tag}@{pushed_digest}")
