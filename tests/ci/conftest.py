@@ -9,7 +9,7 @@ import pytest
 from tests.ci.helpers import make_project_copy, require_program
 
 # Variables of an outer CI system that must not leak into the jobs run here.
-_LEAKING_PREFIXES = ("CI_", "GITLAB_", "INVOKE_", "MANIFESTS_", "GCP_", "DOCKER_", "IMAGE_")
+_LEAKING_PREFIXES = ("CI_", "GITLAB_", "INVOKE_", "MANIFESTS_", "GCP_", "DOCKER_", "IMAGE_", "GCL_")
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,9 @@ def job_environment(tmp_path_factory) -> dict[str, str]:
     environment["VIRTUAL_ENV"] = str(venv_dir)
     # setuptools is installed already; an isolated build would download it again.
     environment["PIP_NO_BUILD_ISOLATION"] = "1"
+    # gitlab-ci-local reads GCL_* as its options. An empty home folder keeps a
+    # developer's ~/.gitlab-ci-local/variables.yml out of the jobs.
+    environment["GCL_HOME"] = str(tmp_path_factory.mktemp("gitlab-ci-local-home"))
     environment.pop("PYTHONPATH", None)
     return environment
 

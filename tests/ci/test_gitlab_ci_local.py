@@ -123,6 +123,13 @@ def test_test_job_uploads_reports_when_a_test_fails(gitlab_ci_local, job_environ
     assert suite.get("failures") == "1"
 
 
+def test_pages_job_publishes_test_report(test_job, gitlab_ci_local, project_copy, job_environment):
+    # The shell executor runs in the same folder, so the test job's reports/ is already there.
+    completed = run_job(gitlab_ci_local, project_copy, job_environment, "coverage-pages")
+    assert completed.returncode == 0, describe(completed)
+    assert (job_artifacts(project_copy, "coverage-pages") / "reports" / "coverage-html" / "index.html").is_file()
+
+
 def test_lint_job_passes(gitlab_ci_local, project_copy, job_environment):
     # Without kubectl the job would download it, and this machine reaches no such host.
     require_program("kubectl")
