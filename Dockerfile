@@ -30,26 +30,26 @@ RUN groupadd --gid 10001 app \
  && useradd --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+USER 10001:10001
+EXPOSE 8080
+# Exec form: uvicorn is PID 1 and receives SIGTERM, then finishes open requests
+# for up to 20 s (Kubernetes waits 30 s by default before SIGKILL).
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8080", "--timeout-graceful-shutdown", "20"]
+# The code and what changes on every commit come last, so that a change under
+# app/ rebuilds only the steps from here on. COPY writes root-owned files, so
+# the app cannot modify its own code.
 COPY app/ ./app/
-# The build arguments that change on every commit come last, so that the
-# layers above stay cached. A RUN step sees the arguments in its environment,
-# so it is rebuilt when they change. That makes the LABEL and ENV steps below
-# it rebuilt too, because buildah 1.28 reuses a cached LABEL or ENV step whose
-# text is unchanged even when the argument values differ.
-ARG GIT_COMMIT=unknown
-ARG SOURCE_URL=""
-ARG CREATED=""
+# A RUN step sees the build arguments in its environment, so it is rebuilt
+# when they change. That makes the LABEL and ENV steps below it rebuilt too,
+# because buildah 1.28 reuses a cached LABEL or ENV step whose text is
+# unchanged even when the argument values differ.
+ARG GIT_COMMIT=unknown SOURCE_URL="" CREATED=""
 RUN test -n "${GIT_COMMIT}${CREATED}"
 LABEL org.opencontainers.image.title="hello-python" \
       org.opencontainers.image.revision="${GIT_COMMIT}" \
       org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.created="${CREATED}"
 ENV APP_GIT_COMMIT=${GIT_COMMIT}
-USER 10001:10001
-EXPOSE 8080
-# Exec form: uvicorn is PID 1 and receives SIGTERM, then finishes open requests
-# for up to 20 s (Kubernetes waits 30 s by default before SIGKILL).
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8080", "--timeout-graceful-shutdown", "20"]
 
 FROM runtime AS test
 USER root

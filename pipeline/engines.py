@@ -6,6 +6,7 @@ engine runs its commands through an invoke Context, so the same engine works
 on this machine (`invoke.Context`) and on a remote builder (`fabric.Connection`).
 """
 
+import json
 import os
 import re
 import shlex
@@ -274,14 +275,10 @@ class BuildahEngine(_ContainersEngine):
             self.c.run(shlex.join(self.command("rm", container)), warn=True, hide=True, in_stream=False)
 
     def image_size(self, image: str) -> int:
-        # buildah's inspect has no Size field, so the size is the sum of the layer sizes that `images` reports.
-        result = self.execute(self.command("images", "--json", image), what="buildah images", hide=True)
-        import json
-
-        entries = json.loads(result.stdout or "[]")
-        if not entries:
-            raise EngineError(f"buildah images shows no image {image}; build it first")
-        return int(entries[0]["size"])
+        # buildah has no size field in bytes, so this sums the uncompressed layer sizes of the stored manifest.
+        result = self.execute(self.command("inspect", "--type", "image", image), what="buildah inspect", hide=True)
+        manifest = json.loads(json.loads(result.stdout)["Manifest"])
+        return sum(int(layer["size"]) for layer in manifest["layers"])
 
 
 ENGINE_CLASSES = {"docker": DockerEngine, "podman": PodmanEngine, "buildah": BuildahEngine}
@@ -351,8 +348,6 @@ def _join(directory: str, name: str) -> str:
 
 
 def _json_list(items: Sequence[str]) -> str:
-    import json
-
     return json.dumps(list(items))
 
 

@@ -122,7 +122,8 @@ def test_in_image_runs_tests_and_copies_reports(app_repo, built_image, tmp_path)
     coverage = ElementTree.parse(reports / "coverage.xml").getroot()
     assert float(coverage.get("line-rate")) >= 0.8
     # The image's own code was measured: paths are those inside the image.
-    assert coverage.find("sources/source").text == "/app/app"
+    assert coverage.find("sources/source").text == "/app"
+    assert [node.get("filename") for node in coverage.iter("class")] == ["app/main.py"]
     assert (reports / "coverage-html" / "index.html").is_file()
 
 
