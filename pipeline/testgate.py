@@ -1,6 +1,6 @@
 """Run the app's tests under coverage, write the reports, and apply the coverage gate.
 
-What is measured (`[tool.coverage.run] source`) and the gate
+What is measured (`[tool.coverage.run] source_pkgs` or `source`) and the gate
 (`[tool.coverage.report] fail_under`) come from the project's pyproject.toml;
 this module sets neither. The percentage is read from coverage.py's own data,
 never from a rendered report.
@@ -104,7 +104,7 @@ def write_reports(project_dir: Path, reports_dir: Path) -> GateResult:
     with contextlib.chdir(project_dir):
         cov = coverage.Coverage(config_file=str(project_dir / "pyproject.toml"))
         cov.load()
-        sources = list(cov.get_option("run:source") or [])
+        sources = list(cov.get_option("run:source_pkgs") or []) + list(cov.get_option("run:source") or [])
         measured = sorted(_relative(path, project_dir) for path in cov.get_data().measured_files())
         check_measured_files(measured, project_dir)
 
@@ -128,13 +128,13 @@ def check_measured_files(measured: list[str], project_dir: Path) -> None:
     if not measured:
         raise CoverageGateError(
             f"coverage measured no files in {project_dir}; set [tool.coverage.run] source in pyproject.toml "
-            "to the package the tests import"
+            "(or source_pkgs) to the package the tests import"
         )
     test_files = [path for path in measured if PurePosixPath(path).parts[0] in TEST_FOLDERS]
     if test_files:
         raise CoverageGateError(
             f"coverage measured test files ({', '.join(test_files[:3])}), which would inflate the gate; "
-            "remove the tests folder from [tool.coverage.run] source in pyproject.toml"
+            "remove the tests from [tool.coverage.run] source or source_pkgs in pyproject.toml"
         )
 
 
