@@ -42,10 +42,9 @@ class EngineError(CommandError):
 
 def registry_host(image: str) -> str:
     """Return the registry host (and port) of an image reference, or "docker.io" when it names none."""
-    first, _, rest = image.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
+    from pipeline.reference import parse_image_reference
+
+    return parse_image_reference(image).registry or "docker.io"
 
 
 def is_local_registry(image_or_host: str) -> bool:
@@ -68,8 +67,14 @@ class Engine:
         return [self.name, *args]
 
     def execute(self, argv: Sequence[str], *, what: str, stdin_text: str | None = None, hide: bool = False,
-                secrets: Sequence[str] = ()):
-        """Echo and run an engine command; raise EngineError with the engine's own output when it fails."""
+                secrets: Sequence[str] = (), check: bool = True):
+        """Echo and run an engine command; raise EngineError with the engine's own output when it fails.
+
+        With check=False the failed Result is returned instead, and the caller must check `result.failed`.
+        """
+        if not check:
+            print(f"$ {shlex.join(argv)}", flush=True)
+            return self.c.run(shlex.join(argv), warn=True, hide=hide, pty=self.pty, echo=False, in_stream=False)
         try:
             return run_command(self.c, argv, what=what, stdin_text=stdin_text, hide=hide, pty=self.pty,
                                secrets=secrets)
@@ -126,15 +131,18 @@ class Engine:
         self.execute(self.command("stop", name), what=f"{self.name} stop")
 
     def run_once(self, image: str, argv: Sequence[str], *, volumes: Mapping[str, str] | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
-        """Run argv in a new container from image, wait for it to exit, and remove the container."""
+                 env: Mapping[str, str] | None = None, check: bool = True):
+        """Run argv in a new container from image, wait for it to exit, remove the container, return the Result.
+
+        With check=False a failed command returns its Result instead of raising EngineError.
+        """
         command = self.command("run", "--rm")
         for host_path, container_path in (volumes or {}).items():
             command += ["--volume", f"{host_path}:{container_path}"]
         for key, value in (env or {}).items():
             command += ["--env", f"{key}={value}"]
         command += [image, *argv]
-        self.execute(command, what=f"{argv[0]} in {image}")
+        return self.execute(command, what=f"{argv[0]} in {image}", check=check)
 
     def image_exists(self, image: str) -> bool:
         """Tell whether the engine's local storage contains image."""
@@ -239,7 +247,7 @@ class BuildahEngine(_ContainersEngine):
         raise EngineError("buildah cannot run or stop services; set build.engine to podman or docker to use inv run")
 
     def run_once(self, image: str, argv: Sequence[str], *, volumes: Mapping[str, str] | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, check: bool = True):
         container = self.execute(self.command("from", "--pull-never", image), what="buildah from",
                                  hide=True).stdout.strip().splitlines()[-1]
         try:
@@ -251,7 +259,7 @@ class BuildahEngine(_ContainersEngine):
             for key, value in (env or {}).items():
                 command += ["--env", f"{key}={value}"]
             command += [container, "--", *argv]
-            self.execute(command, what=f"{argv[0]} in {image}")
+            return self.execute(command, what=f"{argv[0]} in {image}", check=check)
         finally:
             self.c.run(shlex.join(self.command("rm", container)), warn=True, hide=True, in_stream=False)
 

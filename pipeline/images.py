@@ -158,10 +158,32 @@ def test_in_image(session: BuildSession, image: str, reports_dir: str | Path) ->
         f"--junitxml={CONTAINER_REPORTS_DIR}/junit.xml",
     ]
     try:
-        engine.run_once(image, argv, volumes={host_dir: CONTAINER_REPORTS_DIR})
+        result = engine.run_once(image, argv, volumes={host_dir: CONTAINER_REPORTS_DIR}, check=False)
     finally:
         copy_reports(session, host_dir, Path(reports_dir))
+    if result.failed:
+        raise in_image_failure(result, image, Path(reports_dir))
     print(f"tests and coverage gate passed inside {image}; reports in {reports_dir}")
+
+
+def in_image_failure(result, image: str, reports_dir: Path) -> PipelineError:
+    """Return the error for a failed test run inside image, named from pytest's own output."""
+    from pipeline.errors import CommandError
+    from pipeline.testgate import PYTEST_NO_TESTS_COLLECTED, CoverageGateError, pytest_summary
+
+    output = f"{result.stdout}\n{result.stderr}"
+    coverage_lines = [line.strip() for line in output.splitlines() if line.strip().startswith("FAIL Required test")]
+    summary = pytest_summary(output)
+    if result.exited == PYTEST_NO_TESTS_COLLECTED:
+        return CommandError(f"pytest collected no tests inside {image}; check tests/app in the image", exit_code=5)
+    if "failed" in summary or "error" in summary:
+        return CommandError(f"tests failed inside {image} ({summary}); see {reports_dir / 'junit.xml'}",
+                            exit_code=result.exited)
+    if coverage_lines:
+        return CoverageGateError(f"coverage gate failed inside {image}: {coverage_lines[-1]} "
+                                 "(fail_under in pyproject.toml); add tests for the missing lines listed above")
+    return CommandError(f"the test run inside {image} failed with exit status {result.exited}; read its output above",
+                        exit_code=result.exited)
 
 
 def copy_reports(session: BuildSession, host_dir: str, reports_dir: Path) -> None:

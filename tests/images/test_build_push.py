@@ -10,7 +10,8 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from tests.images.conftest import buildah, git, require_programs, run_inv, wait_for_port
+from pipeline.images import read_push_result
+from tests.images.conftest import buildah, git, make_app_repository, require_programs, run_inv, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -154,3 +155,43 @@ def test_remote_build_uses_committed_tree(app_repo, built_image, ssh_server):
     assert listing.returncode == 0, listing.stderr
     assert "main.py" in listing.stdout.split()
     assert "uncommitted.py" not in listing.stdout.split()
+
+
+def test_remote_push_records_digest(app_repo, built_image, pushed_image, ssh_server, tmp_path):
+    result_file = tmp_path / "image.env"
+
+    completed = run_inv(
+        ["push", "--engine", "buildah", "--host", ssh_server["host"], "--result-file", str(result_file)],
+        cwd=app_repo,
+        env={
+            "INVOKE_IMAGE_REPOSITORY": built_image["repository"],
+            "INVOKE_BUILD_KNOWN_HOSTS": str(ssh_server["known_hosts"]),
+            "INVOKE_BUILD_IDENTITY_FILE": str(ssh_server["identity_file"]),
+        },
+    )
+
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr
+    assert f"engine: buildah on {ssh_server['host']}" in completed.stdout
+    # The same image pushed again from the builder has the digest of the first push.
+    assert read_push_result(result_file)["IMAGE_DIGEST"] == pushed_image["IMAGE_DIGEST"]
+
+
+def test_in_image_failing_test_fails_task(built_image, registry, tmp_path):
+    repo = make_app_repository(tmp_path / "failing")
+    (repo / "tests" / "app" / "test_broken.py").write_text(
+        "def test_broken():\n    assert 1 + 1 == 3\n"
+    )
+    git(repo, "add", "--all")
+    git(repo, "-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "--quiet", "-m", "Break")
+    reports = tmp_path / "reports"
+
+    completed = run_inv(["test", "--in-image", "--engine", "buildah", "--standin-base", "--reports", str(reports)],
+                        cwd=repo, env={"INVOKE_IMAGE_REPOSITORY": f"{registry.address}/shop/failing"})
+
+    assert completed.returncode == 1
+    last_line = completed.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"error: tests failed inside {registry.address}/shop/failing:")
+    assert re.search(r" \(1 failed, \d+ passed", last_line), last_line
+    junit = ElementTree.parse(reports / "junit.xml").getroot()
+    suite = junit if junit.tag == "testsuite" else junit.find("testsuite")
+    assert suite.get("failures") == "1"

@@ -56,3 +56,39 @@ def test_registry_host(image, host):
 )
 def test_is_local_registry(image, local):
     assert is_local_registry(image) is local
+
+
+def test_in_image_failure_names_coverage_gate(tmp_path):
+    from invoke.runners import Result
+
+    from pipeline.images import in_image_failure
+    from pipeline.testgate import CoverageGateError
+
+    output = (
+        "tests/app/test_main.py ..\n"
+        "FAIL Required test coverage of 80% not reached. Total coverage: 50.00%\n"
+        "============================== 2 passed in 0.31s ===============================\n"
+    )
+    result = Result(stdout=output, stderr="", command="python -m pytest", exited=1)
+
+    error = in_image_failure(result, "localhost/hello-python:7d41e0c2-test", tmp_path)
+
+    assert isinstance(error, CoverageGateError)
+    assert str(error) == (
+        "coverage gate failed inside localhost/hello-python:7d41e0c2-test: FAIL Required test coverage of 80% "
+        "not reached. Total coverage: 50.00% (fail_under in pyproject.toml); add tests for the missing lines "
+        "listed above"
+    )
+
+
+def test_in_image_failure_no_tests_collected(tmp_path):
+    from invoke.runners import Result
+
+    from pipeline.images import in_image_failure
+
+    result = Result(stdout="no tests ran in 0.01s\n", stderr="", command="python -m pytest", exited=5)
+
+    error = in_image_failure(result, "localhost/hello-python:7d41e0c2-test", tmp_path)
+
+    assert str(error) == "pytest collected no tests inside localhost/hello-python:7d41e0c2-test; check tests/app in the image"
+    assert error.exit_code == 5
