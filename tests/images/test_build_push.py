@@ -195,3 +195,26 @@ def test_in_image_failing_test_fails_task(built_image, registry, tmp_path):
     junit = ElementTree.parse(reports / "junit.xml").getroot()
     suite = junit if junit.tag == "testsuite" else junit.find("testsuite")
     assert suite.get("failures") == "1"
+
+
+def test_remote_in_image_copies_reports_back(app_repo, built_image, ssh_server, tmp_path):
+    reports = tmp_path / "reports"
+
+    completed = run_inv(
+        ["test", "--in-image", "--engine", "buildah", "--standin-base", "--host", ssh_server["host"],
+         "--reports", str(reports)],
+        cwd=app_repo,
+        env={
+            "INVOKE_IMAGE_REPOSITORY": built_image["repository"],
+            "INVOKE_BUILD_KNOWN_HOSTS": str(ssh_server["known_hosts"]),
+            "INVOKE_BUILD_IDENTITY_FILE": str(ssh_server["identity_file"]),
+        },
+    )
+
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr
+    assert f"engine: buildah on {ssh_server['host']}" in completed.stdout
+    junit = ElementTree.parse(reports / "junit.xml").getroot()
+    suite = junit if junit.tag == "testsuite" else junit.find("testsuite")
+    assert suite.get("failures") == "0"
+    assert (reports / "coverage.xml").is_file()
+    assert (reports / "coverage-html" / "index.html").is_file()
