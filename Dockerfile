@@ -1,10 +1,10 @@
-# syntax=docker/dockerfile:1
 # Image of the hello-python service, in three stages:
 #   build    installs the runtime dependencies from pyproject.toml into /opt/venv
 #   runtime  the service: the venv and app/ on the base, run by a non-root user
 #   test     runtime plus the `test` extra and tests/app; `inv test --in-image` runs it
 # BASE_IMAGE must provide python3 with the venv module: python:3.12-slim, or the
 # Debian stand-in that `inv build --standin-base` builds (python3 3.11).
+# RUN --mount needs BuildKit (Docker 23 and later use it by default) or buildah/podman.
 ARG BASE_IMAGE=python:3.12-slim
 
 FROM ${BASE_IMAGE} AS build
@@ -12,13 +12,13 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 # Only pyproject.toml comes in before the install, so a change under app/
-# reuses this layer and the next one.
+# reuses the dependency layer that the next step installs.
 COPY pyproject.toml ./
-RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > requirements.txt \
- && python3 -m venv /opt/venv
 RUN --mount=type=cache,target=/root/.cache/pip \
-    /opt/venv/bin/python -m pip install --no-compile -r requirements.txt \
+    python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > requirements.txt \
+ && python3 -m venv /opt/venv \
+ && /opt/venv/bin/python -m pip install --no-compile -r requirements.txt \
  && /opt/venv/bin/python -m pip uninstall --yes pip setuptools \
  && find /opt/venv -name __pycache__ -type d -prune -exec rm -rf {} +
 
