@@ -10,13 +10,14 @@ import contextlib
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from invoke import Context
 
 from pipeline.errors import PipelineError
 
+# Repository name under the demo's local registry, 127.0.0.1:PORT/hello-python.
 DEMO_IMAGE_NAME = "hello-python"
 
 
@@ -43,7 +44,6 @@ class DemoState:
     registry_address: str = ""
     pushed_digest: str = ""
     bump: object = None
-    skipped: list[str] = field(default_factory=list)
 
 
 class Steps:
@@ -80,10 +80,15 @@ def run_demo(c: Context, settings: DemoSettings) -> DemoState:
     A step that cannot run on this machine is skipped with one sentence saying
     what to install. A step that fails raises, which stops every step after it.
     """
-    from pipeline.revision import image_tag
+    from pipeline.revision import DIRTY_SUFFIX, image_tag
 
     settings.demo_dir.mkdir(parents=True, exist_ok=True)
     state = DemoState(tag=image_tag(settings.project_dir))
+    if state.tag.endswith(DIRTY_SUFFIX):
+        # The pipeline never ships uncommitted code, and the demo follows the same rule.
+        raise PipelineError(
+            f"the working tree has uncommitted changes (tag {state.tag}); commit or stash them, then run `inv demo` again"
+        )
     steps = Steps(total=5)
 
     with contextlib.ExitStack() as cleanup:
@@ -92,7 +97,7 @@ def run_demo(c: Context, settings: DemoSettings) -> DemoState:
         with steps.step("registry: start a registry on 127.0.0.1") as outcome:
             _start_registry(settings, state, cleanup, outcome)
         with steps.step(f"build: build the image for commit {state.tag}") as outcome:
-            _build(c, settings, state, outcome)
+            _build(c, settings, state, cleanup, outcome)
         with steps.step("push: push the image to the local registry") as outcome:
             _push(settings, state, outcome)
     with steps.step("bump: propose the image to the manifests repository") as outcome:
@@ -111,12 +116,10 @@ def _test(c: Context, settings: DemoSettings) -> None:
 def _start_registry(settings: DemoSettings, state: DemoState, cleanup: contextlib.ExitStack, outcome) -> None:
     from pipeline.reference import parse_image_reference
 
-    try:
-        from pipeline.registry import LocalRegistry, registry_available
-    except ImportError:
-        registry_available = None
-    if registry_available is None or not registry_available():
-        outcome.skip("no registry program found; install Debian's docker-registry package to push the image")
+    from pipeline.registry import REGISTRY_PROGRAM, LocalRegistry
+
+    if not shutil.which(REGISTRY_PROGRAM):
+        outcome.skip(f"{REGISTRY_PROGRAM} is not installed; install Debian's docker-registry package to push the image")
         state.image = parse_image_reference(f"localhost/{DEMO_IMAGE_NAME}:{state.tag}")
         return
 
@@ -126,21 +129,26 @@ def _start_registry(settings: DemoSettings, state: DemoState, cleanup: contextli
     print(f"registry listening on {registry.address}")
 
 
-def _build(c: Context, settings: DemoSettings, state: DemoState, outcome) -> None:
-    from pipeline.engines import EngineError, select_engine
+def _build(c: Context, settings: DemoSettings, state: DemoState, cleanup: contextlib.ExitStack, outcome) -> None:
+    from pipeline.engines import EngineError
+    from pipeline.images import RUNTIME_STAGE, build_args, build_session
 
     try:
-        state.engine = select_engine(c, settings.engine)
+        session = cleanup.enter_context(
+            build_session(c, engine_name=settings.engine, repo_dir=settings.project_dir)
+        )
     except EngineError as error:
-        outcome.skip(f"{error}")
+        outcome.skip(str(error))
         return
-    base_image = _base_image(c, settings, state.engine)
-    revision = _full_commit(settings.project_dir)
-    state.engine.build(
-        settings.project_dir,
+    state.engine = session.engine
+    base_image = _base_image(c, settings, session.engine)
+    session.engine.build(
+        session.context_dir,
         str(state.image),
-        build_args={"BASE_IMAGE": base_image, "GIT_COMMIT": revision},
+        target=RUNTIME_STAGE,
+        build_args=build_args(settings.project_dir, base_image=base_image),
     )
+    print(f"built {state.image}")
 
 
 def _base_image(c: Context, settings: DemoSettings, engine) -> str:
@@ -151,19 +159,19 @@ def _base_image(c: Context, settings: DemoSettings, engine) -> str:
         from pipeline.standin import ensure_standin_base
 
         return ensure_standin_base(c, engine)
-    return "python:3.12-slim"
+    return ""
 
 
 def _push(settings: DemoSettings, state: DemoState, outcome) -> None:
+    from pipeline.images import check_pushable_tag
+
     if state.engine is None:
         outcome.skip("no image was built, so there is nothing to push")
         return
     if not state.registry_address:
         outcome.skip("no local registry is running; install Debian's docker-registry package")
         return
-    if state.tag.endswith("-dirty"):
-        outcome.skip(f"tag {state.tag} has uncommitted changes and is never pushed; commit them and run the demo again")
-        return
+    check_pushable_tag(state.tag)
     state.pushed_digest = state.engine.push(str(state.image))
     print(f"pushed {state.image}@{state.pushed_digest}")
 
@@ -172,10 +180,6 @@ def _bump(settings: DemoSettings, state: DemoState) -> None:
     from pipeline.gitops import bump_manifests
     from pipeline.manifests_remote import create_manifests_remote
 
-    if state.tag.endswith("-dirty"):
-        raise PipelineError(
-            f"tag {state.tag} has uncommitted changes and is never proposed; commit them and run `inv demo` again"
-        )
     seed = settings.demo_dir / "manifests-content"
     prepare_manifests_content(settings, state, seed)
     create_manifests_remote(
