@@ -205,6 +205,86 @@ def demo(c, demo_dir=None, base_image=None):
     run_demo(c, settings)
 
 
+_BUMP_HELP = {
+    "mode": "merge-request (branch + GitLab merge request) or direct (push to the target branch) (default: bump.mode).",
+    "url": "Clone URL of the manifests repository (default: manifests.url).",
+    "branch": "Target branch of the manifests repository (default: manifests.branch, main).",
+    "path": "File or folder inside the manifests repository to edit (default: manifests.path, overlays/dev).",
+    "env": "Environment whose overlay to edit, such as prod, mapped by environments.path; the merge request "
+    "branch becomes argocd/<env>/<tag> (default: manifests.path).",
+    "container": "Name of the container whose image to set, when several match (default: bump.container, any).",
+    "dry-run": "Clone and edit, print the diff and the push, and push nothing.",
+    "pin-digest": "Append the digest that inv push wrote to bump.image_env (default: bump.pin_digest, off).",
+    "attempts": "Direct mode: pushes to try when others push first (default: bump.attempts, 6).",
+    "result-file": "JSON file for the CI job with status, branch, commit and images (default: bump.result_file).",
+}
+
+
+@task(
+    help={
+        **_BUMP_HELP,
+        "tag": "Image tag to propose (default: the tag of this commit, as inv build computes it).",
+        "allow-rollback": "Replace the deployed image even when it is newer or its age is unknown.",
+    }
+)
+@fail_cleanly
+def bump(c, mode=None, url=None, branch=None, path=None, env=None, tag=None, container=None, allow_rollback=False,
+         dry_run=False, pin_digest=False, attempts=None, result_file=None):
+    """Propose this commit's image to the manifests repository."""
+    from pipeline.bump_task import run_bump
+
+    result = run_bump(c.config, tag=tag, mode=mode, url=url, branch=branch, path=path, env=env, container=container,
+                      allow_rollback=allow_rollback, dry_run=dry_run, pin=pin_digest or None, attempts=attempts,
+                      result_file=result_file)
+    print(result.message)
+
+
+@task(
+    help={
+        **_BUMP_HELP,
+        "to": "Commit of the application repository whose image to deploy again (required).",
+    }
+)
+@fail_cleanly
+def rollback(c, to, mode=None, url=None, branch=None, path=None, env=None, container=None, dry_run=False,
+             pin_digest=False, attempts=None, result_file=None):
+    """Deploy an earlier commit's image again, on purpose, through the same path as bump."""
+    from pipeline.bump_task import run_bump
+
+    result = run_bump(c.config, rollback_to=to, mode=mode, url=url, branch=branch, path=path, env=env,
+                      container=container,
+                      dry_run=dry_run, pin=pin_digest or None, attempts=attempts, result_file=result_file)
+    print(result.message)
+
+
+@task(
+    help={
+        "path": "Folder of the manifests repository to check (default: lint.manifests, manifests).",
+        "kubernetes-version": "Kubernetes minor version whose schemas apply, such as 1.31 (default: lint.kubernetes_version).",
+    }
+)
+@fail_cleanly
+def lint(c, path=None, kubernetes_version=None):
+    """Check that the manifests render, match the Kubernetes schemas and pin full image references."""
+    import os
+
+    from pipeline.kubelint import LintError, lint_manifests
+
+    folder = path or c.config.lint.manifests
+    report = lint_manifests(
+        folder,
+        kubernetes_version=str(kubernetes_version or c.config.lint.kubernetes_version),
+        require_tools=os.environ.get("CI", "").lower() == "true",
+    )
+    for note in report.skipped:
+        print(f"note: {note}")
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    if report.problems:
+        raise LintError(f"lint found {len(report.problems)} problem(s) in {folder}; fix the lines above")
+    print(f"lint passed: {len(report.rendered)} kustomization folder(s), {report.objects_checked} object(s) in {folder}")
+
+
 @task(
     iterable=["path"],
     help={
@@ -240,83 +320,6 @@ def set_image(c, path, image=None, container=None, key=None, dry_run=False):
         print(f"{len(result.changes)} value(s) changed")
 
 
-_BUMP_HELP = {
-    "mode": "merge-request (branch + GitLab merge request) or direct (push to the target branch) (default: bump.mode).",
-    "url": "Clone URL of the manifests repository (default: manifests.url).",
-    "branch": "Target branch of the manifests repository (default: manifests.branch, main).",
-    "path": "File or folder inside the manifests repository to edit (default: manifests.path, overlays/dev).",
-    "container": "Name of the container whose image to set, when several match (default: bump.container, any).",
-    "dry-run": "Clone and edit, print the diff and the push, and push nothing.",
-    "pin-digest": "Append the digest that inv push wrote to bump.image_env (default: bump.pin_digest, off).",
-    "attempts": "Direct mode: pushes to try when others push first (default: bump.attempts, 6).",
-    "result-file": "JSON file for the CI job with status, branch, commit and images (default: bump.result_file).",
-}
-
-
-@task(
-    help={
-        **_BUMP_HELP,
-        "tag": "Image tag to propose (default: the tag of this commit, as inv build computes it).",
-        "allow-rollback": "Replace the deployed image even when it is newer or its age is unknown.",
-    }
-)
-@fail_cleanly
-def bump(c, mode=None, url=None, branch=None, path=None, tag=None, container=None, allow_rollback=False,
-         dry_run=False, pin_digest=False, attempts=None, result_file=None):
-    """Propose this commit's image to the manifests repository."""
-    from pipeline.bump_task import run_bump
-
-    result = run_bump(c.config, tag=tag, mode=mode, url=url, branch=branch, path=path, container=container,
-                      allow_rollback=allow_rollback, dry_run=dry_run, pin=pin_digest or None, attempts=attempts,
-                      result_file=result_file)
-    print(result.message)
-
-
-@task(
-    help={
-        **_BUMP_HELP,
-        "to": "Commit of the application repository whose image to deploy again (required).",
-    }
-)
-@fail_cleanly
-def rollback(c, to, mode=None, url=None, branch=None, path=None, container=None, dry_run=False, pin_digest=False,
-             attempts=None, result_file=None):
-    """Deploy an earlier commit's image again, on purpose, through the same path as bump."""
-    from pipeline.bump_task import run_bump
-
-    result = run_bump(c.config, rollback_to=to, mode=mode, url=url, branch=branch, path=path, container=container,
-                      dry_run=dry_run, pin=pin_digest or None, attempts=attempts, result_file=result_file)
-    print(result.message)
-
-
-@task(
-    help={
-        "path": "Folder of the manifests repository to check (default: lint.manifests, manifests).",
-        "kubernetes-version": "Kubernetes minor version whose schemas apply, such as 1.31 (default: lint.kubernetes_version).",
-    }
-)
-@fail_cleanly
-def lint(c, path=None, kubernetes_version=None):
-    """Check that the manifests render, match the Kubernetes schemas and pin full image references."""
-    import os
-
-    from pipeline.kubelint import LintError, lint_manifests
-
-    folder = path or c.config.lint.manifests
-    report = lint_manifests(
-        folder,
-        kubernetes_version=str(kubernetes_version or c.config.lint.kubernetes_version),
-        require_tools=os.environ.get("CI", "").lower() == "true",
-    )
-    for note in report.skipped:
-        print(f"note: {note}")
-    for problem in report.problems:
-        print(problem, file=sys.stderr)
-    if report.problems:
-        raise LintError(f"lint found {len(report.problems)} problem(s) in {folder}; fix the lines above")
-    print(f"lint passed: {len(report.rendered)} kustomization folder(s), {report.objects_checked} object(s) in {folder}")
-
-
 @task(
     help={
         "from": "Environment whose image to copy (default: environments.default, dev).",
@@ -339,7 +342,7 @@ def promote(c, to=None, from_=None, url=None, branch=None, mode=None, dry_run=Fa
     print(result.message)
 
 
-ns = Collection(test, build, push, run, demo, set_image, bump, rollback, lint, promote)
+ns = Collection(test, build, push, run, demo, bump, rollback, lint, set_image, promote)
 ns.configure(
     {
         "run": {"echo": False},

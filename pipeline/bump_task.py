@@ -39,6 +39,7 @@ def run_bump(
     url: str | None = None,
     branch: str | None = None,
     path: str | None = None,
+    env: str | None = None,
     container: str | None = None,
     allow_rollback: bool = False,
     dry_run: bool = False,
@@ -68,13 +69,21 @@ def run_bump(
             image = pin_digest(image, read_image_env(bump.image_env), bump.image_env)
             new_image = str(image)
 
+        branch_prefix = bump.branch_prefix
+        if env and not path:
+            from pipeline.kube import environment_path
+
+            path = environment_path(config, env)
+            # Bumps of different environments for the same commit must not share one branch.
+            branch_prefix = f"{branch_prefix}{env}/"
+
         result = bump_manifests(
             url=project_config.require(url or manifests.url, "manifests.url", "git@gitlab.com:group/manifests.git"),
             target_branch=project_config.require(branch or manifests.branch, "manifests.branch", "main"),
             manifests_path=project_config.require(path or manifests.path, "manifests.path", "overlays/dev"),
             image=image,
             mode=mode or bump.mode,
-            branch_prefix=bump.branch_prefix,
+            branch_prefix=branch_prefix,
             container=container or bump.container or None,
             source_commit=commit_hash,
             pipeline_url=project_config.pipeline_url(environ),

@@ -196,3 +196,27 @@ def test_concurrent_direct_bumps_all_land_or_skip(remote, app_repo, tmp_path):
                    .rsplit(":", 1)[1] for commit in reversed(history[:-1])]
     assert landed_tags == sorted(landed_tags, key=order.index)
     assert len(set(landed_tags)) == len(landed_tags)
+
+
+def test_bump_env_edits_environment_folder(remote, app_repo, tmp_path):
+    runtime_config = tmp_path / "environments.yaml"
+    runtime_config.write_text("environments:\n  names: [hello-python]\n  path: apps/{env}\n")
+
+    completed = run_inv(app_repo, "-f", str(runtime_config), "bump", "--url", remote.url, "--env", "hello-python",
+                        "--tag", app_repo.tag(6), "--result-file", str(tmp_path / "bump.json"))
+
+    assert completed.returncode == 0, completed.stderr
+    branch = f"argocd/hello-python/{app_repo.tag(6)}"
+    assert remote.show(branch) == DEPLOYMENT.format(image=image(app_repo.tag(6)))
+    assert remote.show("main") == DEPLOYMENT.format(image=image(app_repo.tag(5)))
+
+
+def test_bump_unknown_env_is_one_line(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "bump", "--url", remote.url, "--env", "staging", "--tag", app_repo.tag(6),
+                        "--result-file", str(tmp_path / "bump.json"))
+
+    assert completed.returncode == 1
+    assert completed.stderr.splitlines() == [
+        "error: unknown environment 'staging'; use one of dev, prod or add it to environments.names"
+    ]
+    assert remote.count("main") == 1
