@@ -205,8 +205,10 @@ class _ContainersEngine(Engine):
 
     def build_verb(self) -> list[str]:
         # --layers keeps one cached image per Dockerfile step, as docker does;
-        # without it buildah rebuilds every step on every build.
-        verb = ["build", "--layers"]
+        # without it buildah rebuilds every step on every build. --force-rm
+        # removes the working container of a failed step too, which with vfs
+        # storage is a full copy of the file system.
+        verb = ["build", "--layers", "--force-rm"]
         if self.isolation:
             verb.append(f"--isolation={self.isolation}")
         return verb
