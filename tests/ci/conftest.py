@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ci.helpers import make_project_copy, require_program
+from tests.ci.helpers import make_project_copy
+from tests.support import require_program
 
 # Variables of an outer CI system that must not leak into the jobs run here.
 _LEAKING_PREFIXES = ("CI_", "GITLAB_", "INVOKE_", "MANIFESTS_", "GCP_", "DOCKER_", "IMAGE_", "GCL_")

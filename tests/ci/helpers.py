@@ -12,7 +12,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,16 +36,6 @@ _GIT_IDENTITY = {
     "GIT_COMMITTER_EMAIL": "ci-test@example.test",
 }
 
-
-def require_program(name: str) -> str:
-    """Return the program's path; skip the test when it is missing, but fail in CI (CI=true)."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} is not installed; .ci/run installs it"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def ci_files() -> list[Path]:

@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 from tests.ci.gitlab_rules import rule_matches, workflow_creates_pipeline
-from tests.ci.helpers import CI_FILE, CI_JOB_FOLDER, REPO_ROOT, ci_files, load_ci_file, require_program
+from tests.ci.helpers import CI_FILE, CI_JOB_FOLDER, REPO_ROOT, ci_files, load_ci_file
+from tests.support import require_program
 
 # Top-level keys that are GitLab keywords, not jobs.
 GLOBAL_KEYWORDS = {"default", "include", "stages", "variables", "workflow", "image", "services", "cache",

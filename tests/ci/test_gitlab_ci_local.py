@@ -20,9 +20,9 @@ from tests.ci.helpers import (
     job_log,
     load_ci_file,
     make_project_copy,
-    require_program,
     run_job,
 )
+from tests.support import require_program
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import require_programs
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 IDENTITY = {
     "GIT_AUTHOR_NAME": "test",
@@ -25,16 +27,6 @@ IDENTITY = {
 # A cold build on the stand-in base takes about two minutes on 2 cores.
 DEMO_TIMEOUT = 1500
 
-
-def require_programs(*programs: str) -> None:
-    """Skip when a program is missing, except in CI (CI=true), where that fails the test."""
-    missing = [program for program in programs if not shutil.which(program)]
-    if not missing:
-        return
-    reason = f"not installed: {', '.join(missing)}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; .ci/run installs it")
-    pytest.skip(reason)
 
 
 def git(repo: Path, *args: str) -> str:

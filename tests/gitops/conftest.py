@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import require_program
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_REPOSITORY = "registry.example.com/acme/hello-python"
 MANIFEST_PATH = "apps/hello-python/deployment.yaml"
@@ -83,15 +85,6 @@ echo ""
 echo "========================================================================"
 """
 
-
-def require_program(name: str) -> str:
-    """Return the program's path; skip the test when it is missing, but fail in CI."""
-    path = shutil.which(name) or (name if Path(name).is_file() else None)
-    if path:
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{name} is required in CI but not installed; .ci/run installs it")
-    pytest.skip(f"{name} is not installed")
 
 
 def git(*args, cwd=None, env=None, check=True) -> str:

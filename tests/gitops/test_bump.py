@@ -22,7 +22,6 @@ from pipeline.rollback_guard import RollbackRiskError
 
 from .conftest import (
     DEPLOYMENT,
-    MANIFEST_PATH,
     PROTECTING_PRE_RECEIVE,
     WARNING_POST_RECEIVE,
     git,

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 
-from .conftest import DEPLOYMENT, IMAGE_REPOSITORY, MANIFEST_PATH, PROTECTING_PRE_RECEIVE, REPO_ROOT, git, image
+from .conftest import DEPLOYMENT, IMAGE_REPOSITORY, PROTECTING_PRE_RECEIVE, REPO_ROOT, git, image
 
 
 def run_inv(app_repo, *args, env=None, timeout=120) -> subprocess.CompletedProcess:

@@ -15,22 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import require_programs
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 # What the build context of the real Dockerfile needs; copied into a fresh Git repository.
 APP_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "app", "tests/__init__.py", "tests/app")
 # Seconds one `inv` command may take; a cold build with the stand-in base takes about two minutes here.
 INV_TIMEOUT = 1200
 
-
-def require_programs(*programs: str) -> None:
-    """Skip the test when a program is missing, except in CI (CI=true), where a missing program fails it."""
-    missing = [program for program in programs if not shutil.which(program)]
-    if not missing:
-        return
-    reason = f"not installed: {', '.join(missing)}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI must run the image tests (.ci/run installs them)")
-    pytest.skip(reason)
 
 
 def clean_environment(**extra: str) -> dict[str, str]:

@@ -9,20 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import require_program
+
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = REPOSITORY_ROOT / "manifests"
 INVOKE_TIMEOUT_SECONDS = 120
 
-
-def require_program(name: str) -> str:
-    """Return the program's path; skip the test when it is missing, but fail in CI (CI=true)."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} is not installed"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must run every test")
-    pytest.skip(message)
 
 
 def objects_by_kind(rendered: str) -> dict[str, dict]:

@@ -1,11 +1,7 @@
 """`inv lint` on the real manifests and on broken copies, run as a user runs it."""
 
-import os
-import re
 import sys
 from pathlib import Path
-
-import pytest
 
 from tests.kube.conftest import MANIFESTS, replace_in, run_invoke
 
