@@ -8,13 +8,15 @@ stopping at the first one:
 3. every rendered object matches the Kubernetes JSON schemas of the
    `kubernetes-validate` package, strictly (unknown fields are errors);
 4. every container image is a full reference (registry host, path, and a tag
-   or digest), and the Argo CD objects carry the fields Argo CD requires.
+   or digest) pinned to something other than the mutable tag `latest`, and
+   the Argo CD objects carry the fields Argo CD requires.
 
 A problem in a rendered object names the file that object comes from, found
 through kustomize's origin annotations (`buildMetadata: [originAnnotations]`),
 which are added to a temporary copy only.
 """
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -28,6 +30,10 @@ from pipeline.errors import ConfigError, PipelineError
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 ARGOCD_API_GROUP = "argoproj.io/"
 _YAML_SUFFIXES = (".yaml", ".yml")
+_KUBERNETES_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?")
+
+# A tag that the registry moves to each new image, so the cluster runs whatever was pushed last.
+_MUTABLE_TAGS = ("latest",)
 
 # Maximum length of a schema message quoted in a problem line, because a
 # message that quotes a whole object can run to many lines.
@@ -141,8 +147,18 @@ def lint_manifests(
     """
     root = Path(root)
     shown_root = shown_root or str(root)
+    kubernetes_version = check_kubernetes_version(kubernetes_version)
+    if root.is_file():
+        raise ConfigError(
+            f"manifests path {shown_root} is a file; give a folder, not a file, such as {Path(shown_root).parent}"
+        )
     if not root.is_dir():
         raise ConfigError(f"manifests folder {shown_root} not found; pass --path or set lint.manifests")
+    if not _yaml_files(root):
+        raise ConfigError(
+            f"no kustomization or manifests found in {shown_root}: it contains no .yaml or .yml file; "
+            "pass --path with the folder of the manifests repository"
+        )
 
     report = LintReport()
     documents, invalid_files = _load_documents(root, shown_root, report)
@@ -154,6 +170,41 @@ def lint_manifests(
     validator = _schema_validator(kubernetes_version, require_tools, shown_root, report)
     _check_rendered_objects(root, shown_root, validator, require_tools, report)
     return report
+
+
+def check_kubernetes_version(version: str) -> str:
+    """Return version as MAJOR.MINOR, or raise ConfigError when it is not one the installed schemas cover.
+
+    kubernetes-validate compares versions as text and fails with an IndexError
+    below its oldest schema, so the range is checked here with numbers.
+    """
+    matched = _KUBERNETES_VERSION.fullmatch(str(version).strip())
+    supported = _supported_versions()
+    if supported:
+        oldest, newest = supported[0], supported[-1]
+        fix = f"use one from {oldest[0]}.{oldest[1]} to {newest[0]}.{newest[1]}"
+    else:
+        fix = "use MAJOR.MINOR, such as 1.31"
+    if matched is None:
+        raise ConfigError(f"invalid Kubernetes version {version!r}; {fix}")
+    major_minor = (int(matched.group(1)), int(matched.group(2)))
+    if supported and not supported[0] <= major_minor <= supported[-1]:
+        raise ConfigError(f"invalid Kubernetes version {version!r}; {fix}")
+    return f"{major_minor[0]}.{major_minor[1]}"
+
+
+def _supported_versions() -> list[tuple[int, int]]:
+    """Return the (major, minor) versions that kubernetes-validate has schemas for, sorted; empty without it."""
+    try:
+        from kubernetes_validate.utils import all_versions
+    except ImportError:
+        return []
+    versions = set()
+    for text in all_versions():
+        matched = _KUBERNETES_VERSION.match(text)
+        if matched is not None:
+            versions.add((int(matched.group(1)), int(matched.group(2))))
+    return sorted(versions)
 
 
 def _shown(path: Path, root: Path, shown_root: str) -> str:
@@ -324,8 +375,9 @@ def _schema_validator(kubernetes_version: str, require_tools: bool, shown_root: 
                 "objects of that kind are not validated"
             )
         except VersionNotSupportedError:
+            # check_kubernetes_version has checked the range already; this is kept for a changed package.
             raise ConfigError(
-                f"lint.kubernetes_version {kubernetes_version!r} is newer than the schemas of kubernetes-validate; "
+                f"Kubernetes version {kubernetes_version!r} is newer than the schemas of kubernetes-validate; "
                 "set an older version or upgrade the package"
             ) from None
         return None
@@ -484,6 +536,8 @@ def _image_problem(image) -> str | None:
         return "has no registry host; write the full reference, such as registry.example.com/team/app:TAG"
     if not reference.tag and not reference.digest:
         return "has no tag or digest; pin the image with :TAG or @sha256:DIGEST"
+    if reference.tag in _MUTABLE_TAGS and not reference.digest:
+        return f"uses the mutable tag {reference.tag!r}; pin the image with a commit tag or @sha256:DIGEST"
     return None
 
 

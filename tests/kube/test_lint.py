@@ -91,6 +91,29 @@ def test_lint_reports_container_image_without_tag(manifests_copy, kubectl):
     ]
 
 
+def test_lint_reports_overlay_tag_latest(manifests_copy, kubectl):
+    replace_in(manifests_copy / "overlays" / "prod" / "kustomization.yaml", '    newTag: "0.1.0"\n', "    newTag: latest\n")
+
+    result = lint(manifests_copy)
+
+    assert result.returncode == 1
+    assert problem_lines(result) == [
+        f"{manifests_copy}/overlays/prod/kustomization.yaml: images[0]: "
+        "'registry.gitlab.com/acme/hello-python:latest' uses the mutable tag 'latest'; "
+        "pin the image with a commit tag or @sha256:DIGEST",
+    ]
+
+
+def test_lint_accepts_latest_with_digest(manifests_copy, kubectl):
+    digest = "sha256:" + "ab" * 32
+    replace_in(manifests_copy / "overlays" / "prod" / "kustomization.yaml", '    newTag: "0.1.0"\n',
+               f"    newTag: latest\n    digest: {digest}\n")
+
+    result = lint(manifests_copy)
+
+    assert result.returncode == 0, result.stderr
+
+
 def test_lint_reports_image_without_registry(manifests_copy, kubectl):
     replace_in(manifests_copy / "overlays" / "dev" / "kustomization.yaml",
                "    newName: registry.gitlab.com/acme/hello-python\n", "    newName: hello-python\n")
@@ -205,3 +228,53 @@ def test_lint_without_kubectl_fails_in_ci(tmp_path):
         f"{MANIFESTS}: rendering cannot run: neither kubectl nor kustomize is on PATH (install kubectl); "
         "CI runs every check",
     ]
+
+
+def test_lint_of_empty_folder_fails(tmp_path):
+    result = lint(tmp_path)
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: no kustomization or manifests found in {tmp_path}: it contains no .yaml or .yml file; "
+        "pass --path with the folder of the manifests repository\n"
+    )
+
+
+def test_lint_of_file_asks_for_folder(manifests_copy):
+    kustomization = manifests_copy / "base" / "kustomization.yaml"
+
+    result = lint(kustomization)
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: manifests path {kustomization} is a file; give a folder, not a file, such as {manifests_copy / 'base'}\n"
+    )
+
+
+def test_lint_rejects_version_below_schemas():
+    from kubernetes_validate.utils import all_versions
+
+    oldest, newest = (".".join(version.split(".")[:2]) for version in (all_versions()[0], all_versions()[-1]))
+    older_minor = int(oldest.split(".")[1]) - 1
+
+    result = run_invoke("lint", "-k", f"1.{older_minor}")
+
+    assert result.returncode == 1
+    assert result.stderr == f"error: invalid Kubernetes version '1.{older_minor}'; use one from {oldest} to {newest}\n"
+
+
+def test_lint_rejects_version_that_is_not_one():
+    from kubernetes_validate.utils import all_versions
+
+    oldest, newest = (".".join(version.split(".")[:2]) for version in (all_versions()[0], all_versions()[-1]))
+
+    result = run_invoke("lint", "-k", "abc")
+
+    assert result.returncode == 1
+    assert result.stderr == f"error: invalid Kubernetes version 'abc'; use one from {oldest} to {newest}\n"
+
+
+def test_kubernetes_version_keeps_major_minor():
+    from pipeline.kubelint import check_kubernetes_version
+
+    assert check_kubernetes_version("v1.31.4") == "1.31"
