@@ -109,6 +109,8 @@ def _set_image(paths: list[Path], image: ImageReference, match: ImageReference, 
     if not candidates and key_path is not None:
         names = ", ".join(str(f.path) for f in files)
         raise ManifestError(f"key {key} not found in any document of {names}; check --key (a dotted path such as image.tag)")
+    if container is not None:
+        _reject_unselectable_entries(files, image, match, container)
     if not candidates:
         raise ManifestError(_no_match_message(files, match, container))
     if key_path is None and container is None:
@@ -126,7 +128,9 @@ def _find_candidates(files: list[YamlFile], image, match, container, key, key_pa
                 found = key_candidates(yaml_file, document, image, key_path, key)
             else:
                 found = container_candidates(yaml_file, document, image, match, container)
-                found += kustomization_candidates(yaml_file, document, image, match)
+                # A kustomization images: entry has no container name, so --container cannot select it.
+                if container is None:
+                    found += kustomization_candidates(yaml_file, document, image, match)
             if found:
                 _check_duplicate_keys(yaml_file, document)
                 candidates.extend(found)
@@ -201,8 +205,25 @@ def _check_same_tag(candidates: list[Candidate], image: ImageReference) -> None:
             by_tag.setdefault(candidate.old_tag, candidate.edit.change)
     if len(by_tag) > 1:
         listed = ", ".join(f"{change.location} at {change.file}:{change.line} has {tag}" for tag, change in by_tag.items())
+        in_kustomizations = any(candidate.kustomization_entry for candidate in candidates)
+        # --container cannot select a kustomization images: entry, so only a narrower --path can.
+        fix = "narrow --path to one overlay or file" if in_kustomizations else "pass --container NAME to choose one"
+        raise ManifestError(f"the images of {image.repository} carry different tags ({listed}); {fix}")
+
+
+def _reject_unselectable_entries(files: list[YamlFile], image: ImageReference, match: ImageReference, container: str) -> None:
+    """Raise when a kustomization images: entry also matches, because --container leaves it unchanged."""
+    entries = [
+        candidate.edit.change
+        for yaml_file in files
+        for document in yaml_file.documents()
+        for candidate in kustomization_candidates(yaml_file, document, image, match)
+    ]
+    if entries:
+        first = entries[0]
         raise ManifestError(
-            f"the images of {image.repository} carry different tags ({listed}); pass --container NAME to choose one"
+            f"--container {container} selects containers only, but {first.file}:{first.line} sets {match.repository} "
+            f"in kustomization {first.location}, which would override it; drop --container and narrow --path to one overlay"
         )
 
 

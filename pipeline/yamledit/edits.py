@@ -40,6 +40,7 @@ class Candidate:
     yaml_file: YamlFile
     edit: Edit
     old_tag: str | None = None
+    kustomization_entry: bool = False  # An images: entry of a kustomization, rather than a container or a key.
 
 
 def scalar_edit(yaml_file: YamlFile, node: yaml.ScalarNode, new: str, location: str) -> Edit:

@@ -50,7 +50,7 @@ def kustomization_candidates(
         reject_shared(yaml_file, index, chain, location)
         edit = _kustomization_edit(yaml_file, entry, image, location)
         old_tag = scalar_text(mapping_get(entry, "newTag"))
-        candidates.append(Candidate(yaml_file, edit, old_tag))
+        candidates.append(Candidate(yaml_file, edit, old_tag, kustomization_entry=True))
     return candidates
 
 

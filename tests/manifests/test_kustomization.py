@@ -72,3 +72,65 @@ def test_digest_on_item_line_rejected(tmp_path):
         f"{path}:2: cannot remove digest because it shares its line with other text; "
         "put digest on its own line and run again"
     )
+
+
+def overlays(tmp_path) -> tuple:
+    """Write a base Deployment and dev and prod overlays whose images: entries carry different tags."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n"
+        f"      containers:\n        - name: web\n          image: {WEB}:0.1.0\n"
+    )
+    paths = []
+    for name, tag in (("dev", "'1234567'"), ("prod", "0.1.0")):
+        folder = tmp_path / "overlays" / name
+        folder.mkdir(parents=True)
+        path = folder / "kustomization.yaml"
+        path.write_text(f"resources:\n  - ../../base\nimages:\n  - name: {WEB}\n    newTag: {tag}\n")
+        paths.append(path)
+    return base / "deployment.yaml", paths[0], paths[1]
+
+
+def test_different_overlay_tags_hint_at_path(tmp_path):
+    _, dev, prod = overlays(tmp_path)
+
+    with pytest.raises(ManifestError) as raised:
+        set_image([dev, prod], parse_image_reference(f"{WEB}:2"))
+
+    assert str(raised.value) == (
+        f"the images of {WEB} carry different tags (images[0] {WEB} at {dev}:4 has 1234567, "
+        f"images[0] {WEB} at {prod}:4 has 0.1.0); narrow --path to one overlay or file"
+    )
+
+
+def test_container_option_rejects_kustomization_entries(tmp_path):
+    _, dev, prod = overlays(tmp_path)
+    before = (dev.read_text(), prod.read_text())
+
+    with pytest.raises(ManifestError) as raised:
+        set_image([dev, prod], parse_image_reference(f"{WEB}:2"), container="web")
+
+    assert str(raised.value) == (
+        f"--container web selects containers only, but {dev}:4 sets {WEB} in kustomization images[0] {WEB}, "
+        "which would override it; drop --container and narrow --path to one overlay"
+    )
+    assert (dev.read_text(), prod.read_text()) == before
+
+
+def test_container_option_on_tree_changes_nothing(tmp_path):
+    deployment, dev, prod = overlays(tmp_path)
+    before = [path.read_text() for path in (deployment, dev, prod)]
+
+    with pytest.raises(ManifestError):
+        set_image([tmp_path], parse_image_reference(f"{WEB}:2"), container="web")
+
+    assert [path.read_text() for path in (deployment, dev, prod)] == before
+
+
+def test_container_option_sets_only_containers(tmp_path):
+    deployment, _, _ = overlays(tmp_path)
+
+    result = set_image([deployment], parse_image_reference(f"{WEB}:2"), container="web")
+
+    assert [change.location for change in result.changes] == ["container web"]
