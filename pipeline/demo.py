@@ -123,10 +123,28 @@ def _start_registry(settings: DemoSettings, state: DemoState, cleanup: contextli
         state.image = parse_image_reference(f"localhost/{DEMO_IMAGE_NAME}:{state.tag}")
         return
 
-    registry = cleanup.enter_context(LocalRegistry(settings.demo_dir / "registry"))
+    registry = cleanup.enter_context(
+        LocalRegistry(settings.demo_dir / "registry", port=_remembered_port(settings.demo_dir / "registry-port"))
+    )
+    (settings.demo_dir / "registry-port").write_text(f"{registry.port}\n")
     state.registry_address = registry.address
     state.image = parse_image_reference(f"{registry.address}/{DEMO_IMAGE_NAME}:{state.tag}")
     print(f"registry listening on {registry.address}")
+
+
+def _remembered_port(port_file: Path) -> int:
+    """Return the port the last run's registry used when it is still free, else 0 for a new one.
+
+    The same port keeps the image name 127.0.0.1:PORT/hello-python, so a
+    second run replaces the first run's image instead of adding another.
+    """
+    from pipeline.registry import port_is_free
+
+    try:
+        port = int(port_file.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+    return port if 1024 <= port <= 65535 and port_is_free(port) else 0
 
 
 def _build(c: Context, settings: DemoSettings, state: DemoState, cleanup: contextlib.ExitStack, outcome) -> None:
@@ -213,6 +231,10 @@ def prepare_manifests_content(settings: DemoSettings, state: DemoState, seed: Pa
     shutil.copytree(settings.manifests_source, seed)
     previous = _parent_tag(settings.project_dir) or state.tag
     retarget_image([seed / settings.manifests_path], state.image.with_tag(previous))
+    print(
+        f"the stand-in manifests repository starts with {settings.manifests_path} at {previous}, the parent "
+        f"commit, so the bump proposes {previous} -> {state.tag}"
+    )
 
 
 def print_summary(settings: DemoSettings, state: DemoState) -> None:
@@ -236,14 +258,19 @@ def print_summary(settings: DemoSettings, state: DemoState) -> None:
                 if request["source_branch"] == bump.branch]
     if requests:
         request = requests[-1]
+        record = settings.demo_dir / "merge-requests" / (request["source_branch"].replace("/", "-") + ".json")
         print(f"\nmerge request GitLab would open: {request['source_branch']} -> {request['target_branch']}: "
               f"{request['title']}")
+        print(f"recorded in {record}")
     _print_rendered_diff(settings, bump.branch)
     print(
         "\nAfter the merge request is merged, Argo CD (automated sync, prune, self-heal) renders "
         f"{settings.manifests_path} on {settings.target_branch}, applies the new image to the cluster, "
         "deletes objects removed from Git, and reverts changes made to the cluster by hand."
     )
+    if not state.pushed_digest:
+        print("This run pushed no image, so a real cluster could not pull the proposed one; "
+              "install what the skipped steps name to run the whole loop.")
 
 
 def _print_rendered_diff(settings: DemoSettings, branch: str) -> None:

@@ -37,10 +37,13 @@ class LocalRegistry:
     With read_only=True the registry serves pulls and rejects every push.
     """
 
-    def __init__(self, storage_dir: str | Path, *, read_only: bool = False, log_file: str | Path | None = None):
+    def __init__(self, storage_dir: str | Path, *, read_only: bool = False, log_file: str | Path | None = None,
+                 port: int = 0):
         self.storage_dir = Path(storage_dir).resolve()
         self.read_only = read_only
         self.log_file = Path(log_file) if log_file else self.storage_dir / "registry.log"
+        # 0 picks a free port at start.
+        self.requested_port = port
         self.port = 0
         self.process: subprocess.Popen | None = None
 
@@ -63,7 +66,7 @@ class LocalRegistry:
                 f"{REGISTRY_PROGRAM} is not installed; install Debian's package (apt-get install docker-registry)"
             )
         self.storage_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = self.requested_port or free_port()
         config_path = self.storage_dir / "config.yml"
         config_path.write_text(self.config_text())
 
@@ -129,6 +132,18 @@ class LocalRegistry:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=STOP_TIMEOUT)
+
+
+def port_is_free(port: int) -> bool:
+    """Return True when a TCP server could listen on 127.0.0.1:port right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As Go's listeners do, so that connections of a stopped server in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port() -> int:

@@ -69,8 +69,11 @@ def run_tests(
         "--cov-fail-under=0",
         f"--junitxml={reports_dir / 'junit.xml'}",
     ]
+    command = shlex.join(argv)
+    # Printed by hand, because invoke's own echo wraps the command in terminal colour codes.
+    print(f"$ {command}", flush=True)
     with c.cd(str(project_dir)):
-        result = c.run(shlex.join(argv), warn=True, echo=True, pty=False, in_stream=False)
+        result = c.run(command, warn=True, echo=False, pty=False, in_stream=False)
 
     if result.exited == PYTEST_NO_TESTS_COLLECTED:
         raise CommandError(f"pytest collected no tests from {' '.join(test_paths)}; check test.paths", exit_code=5)

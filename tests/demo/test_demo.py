@@ -112,6 +112,7 @@ def test_demo_records_merge_request(demo_project, first_run):
     assert record["source_branch"] == f"argocd/{tag}"
     assert record["target_branch"] == "main"
     assert "merge_request.create" in record["push_options"]
+    assert f"recorded in {demo_project / '.demo' / 'merge-requests' / f'argocd-{tag}.json'}" in first_run.stdout
 
 
 def test_demo_pushes_image_to_registry(first_run):
@@ -125,12 +126,21 @@ def test_demo_summary_shows_rendered_diff(first_run):
     assert "After the merge request is merged, Argo CD" in first_run.stdout
 
 
+def image_reference(run: subprocess.CompletedProcess) -> str:
+    """Return the image reference, without digest, from the demo's summary."""
+    summary = run.stdout.split("==> summary", 1)[1]
+    image_line = next(line for line in summary.splitlines() if line.startswith("image:"))
+    return image_line.split()[1].split("@")[0]
+
+
 def test_demo_runs_twice(demo_project, first_run):
     second = run_demo(demo_project)
 
     assert second.returncode == 0, second.stderr + second.stdout[-3000:]
     branches = git(demo_project / ".demo" / "manifests.git", "branch", "--format=%(refname:short)").split()
     assert len(branches) == 2
+    # The registry keeps its port, so the second run replaces the first run's image instead of adding one.
+    assert image_reference(second) == image_reference(first_run)
 
 
 def test_demo_without_engine_or_registry_skips(tmp_path):
@@ -150,6 +160,7 @@ def test_demo_without_engine_or_registry_skips(tmp_path):
     assert "<== skipped: no working container engine" in completed.stdout
     assert "<== skipped: no image was built, so there is nothing to push" in completed.stdout
     assert "bump:                 changed:" in completed.stdout
+    assert "This run pushed no image, so a real cluster could not pull the proposed one" in completed.stdout
 
 
 def test_demo_rejects_dirty_tree(tmp_path):
