@@ -73,7 +73,7 @@ def _image_name(c, session=None, stage=None) -> tuple[str, str]:
 
 def _build_stage(c, session, stage, standin_base=False) -> str:
     """Build one stage of the Dockerfile in the session and return the image reference it was tagged with."""
-    from pipeline.images import build_args
+    from pipeline.images import build_args, build_image
     from pipeline.standin import ensure_standin_base
 
     repository, tag = _image_name(c, session, stage)
@@ -81,7 +81,7 @@ def _build_stage(c, session, stage, standin_base=False) -> str:
     base_image = c.config.build.base_image
     if standin_base or c.config.build.standin_base:
         base_image = ensure_standin_base(session.engine.c, session.engine)
-    session.engine.build(session.context_dir, image, target=stage, build_args=build_args(base_image=base_image))
+    build_image(session, image, target=stage, build_args=build_args(base_image=base_image))
     print(f"built {image}")
     return image
 
@@ -116,6 +116,7 @@ def push(c, engine=None, host=None, result_file=None):
     images.check_pushable_tag(tag)
     image = f"{repository}:{tag}"
     with _build_session(c, engine, host) as session:
+        images.require_local_image(session.engine, image, remote=session.remote)
         images.login_from_environment(session.engine)
         digest = session.engine.push(image)
     path = images.write_push_result(result_file or c.config.push.result_file, repository=repository, tag=tag,
@@ -134,21 +135,28 @@ def push(c, engine=None, host=None, result_file=None):
 @fail_cleanly
 def run(c, engine=None, port=None, stop=False, image=None):
     """Start this commit's image in the background on 127.0.0.1, or stop it with --stop."""
-    from pipeline.engines import select_engine
-    from pipeline.images import CONTAINER_PORT
+    from pipeline.engines import registry_host, select_engine
+    from pipeline.images import CONTAINER_PORT, parse_port, require_local_image
 
     settings = c.config.build
+    if not stop:
+        port = parse_port(port or settings.run_port)
     selected = select_engine(c, engine or settings.engine, storage_driver=settings.storage_driver,
                              isolation=settings.isolation)
     name = settings.run_name
     if stop:
-        selected.stop_service(name)
-        print(f"stopped {name}")
+        if selected.stop_service(name):
+            print(f"stopped {name}")
+        else:
+            print(f"no container named {name} is running; nothing to stop")
         return
-    if not image:
+    commit_image = not image
+    if commit_image:
         repository, tag = _image_name(c)
         image = f"{repository}:{tag}"
-    port = int(port or settings.run_port)
+    if selected.runs_services and (commit_image or registry_host(image) == "localhost"):
+        # Only inv build makes this commit's image, and no registry serves the name localhost, so never pull it.
+        require_local_image(selected, image)
     selected.run_service(image, name=name, port=port, container_port=CONTAINER_PORT)
     print(f"{image} serves http://127.0.0.1:{port}/ as container {name}; stop it with inv run --stop")
 
@@ -157,7 +165,8 @@ def run(c, engine=None, port=None, stop=False, image=None):
     help={
         "in-image": "Build the Dockerfile's test stage and run the tests inside it (default: run them here).",
         "reports": "Folder for the JUnit, Cobertura and HTML reports (default: test.reports).",
-        **{key: value for key, value in _IMAGE_HELP.items() if key in ("engine", "host", "standin-base")},
+        **{key: f"Only with --in-image: {value[0].lower()}{value[1:]}" for key, value in _IMAGE_HELP.items()
+           if key in ("engine", "host", "standin-base")},
     }
 )
 @fail_cleanly

@@ -57,6 +57,8 @@ class Engine:
     """One container engine, driven through an invoke Context (local) or a fabric Connection (remote)."""
 
     name = ""
+    # Whether run_service can start a long-running container; buildah cannot.
+    runs_services = True
 
     def __init__(self, c: Context, *, pty: bool = False):
         self.c = c
@@ -126,9 +128,18 @@ class Engine:
         argv.append(image)
         self.execute(argv, what=f"{self.name} run")
 
-    def stop_service(self, name: str) -> None:
-        """Stop the container that `run_service` started as `name`."""
+    def stop_service(self, name: str) -> bool:
+        """Stop the container that `run_service` started as `name`; return False when none of that name runs."""
+        if not self.container_running(name):
+            return False
         self.execute(self.command("stop", name), what=f"{self.name} stop")
+        return True
+
+    def container_running(self, name: str) -> bool:
+        """Tell whether a container called name exists and is running."""
+        argv = self.command("container", "inspect", "--format", "{{.State.Running}}", name)
+        result = self.c.run(shlex.join(argv), warn=True, hide=True, in_stream=False)
+        return result.ok and result.stdout.strip().splitlines()[-1:] == ["true"]
 
     def run_once(self, image: str, argv: Sequence[str], *, volumes: Mapping[str, str] | None = None,
                  env: Mapping[str, str] | None = None, check: bool = True):
@@ -237,6 +248,7 @@ class BuildahEngine(_ContainersEngine):
     """Buildah: builds and pushes images, and runs one-off commands in them (no long-running services)."""
 
     name = "buildah"
+    runs_services = False
 
     def run_service(self, image: str, *, name: str, port: int, container_port: int,
                     env: Mapping[str, str] | None = None) -> None:
@@ -245,7 +257,7 @@ class BuildahEngine(_ContainersEngine):
             "(or pass --engine) to use inv run"
         )
 
-    def stop_service(self, name: str) -> None:
+    def stop_service(self, name: str) -> bool:
         raise EngineError("buildah cannot run or stop services; set build.engine to podman or docker to use inv run")
 
     def run_once(self, image: str, argv: Sequence[str], *, volumes: Mapping[str, str] | None = None,

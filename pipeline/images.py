@@ -20,6 +20,8 @@ from pipeline.revision import DIRTY_SUFFIX
 TEST_STAGE = "test"
 RUNTIME_STAGE = "runtime"
 CONTAINER_PORT = 8080
+# The default of the Dockerfile's ARG BASE_IMAGE, used when build.base_image is empty.
+DEFAULT_BASE_IMAGE = "python:3.12-slim"
 # Reports folder inside the test-stage container, a bind mount of a folder on the engine's host.
 CONTAINER_REPORTS_DIR = "/reports"
 REPORT_FILES = ("junit.xml", "coverage.xml", "coverage-html")
@@ -85,6 +87,49 @@ def build_args(repo_dir: str | Path = ".", *, base_image: str = "", environ: Map
     if base_image:
         args["BASE_IMAGE"] = base_image
     return args
+
+
+def build_image(session: BuildSession, image: str, *, target: str, build_args: Mapping[str, str]) -> None:
+    """Build one stage of the Dockerfile as image; a failed pull of the base image names the options that avoid it."""
+    from pipeline.engines import EngineError, registry_host
+
+    base_image = build_args.get("BASE_IMAGE") or DEFAULT_BASE_IMAGE
+    try:
+        session.engine.build(session.context_dir, image, target=target, build_args=build_args)
+    except EngineError as error:
+        # An image named localhost/... (such as the stand-in base) comes from local storage, never from a registry.
+        if registry_host(base_image) == "localhost" or not _mentions_base_image(str(error), base_image):
+            raise
+        raise EngineError(
+            f"{error}; the base image {base_image} cannot be pulled here: where no registry is reachable, "
+            "pass --standin-base, or set build.base_image to an image the engine has",
+            exit_code=error.exit_code,
+        ) from None
+
+
+def _mentions_base_image(message: str, base_image: str) -> bool:
+    # buildah and podman name the image they failed to pull (docker://python:3.12-slim); docker names its registry.
+    return base_image in message or "registry-1.docker.io" in message
+
+
+def require_local_image(engine: Engine, image: str, *, remote: bool = False) -> None:
+    """Raise ImageError when the engine's storage lacks image, instead of letting the engine try to pull it."""
+    if engine.image_exists(image):
+        return
+    where = "on the build host" if remote else "locally"
+    build = "inv build --host HOST" if remote else "inv build"
+    raise ImageError(f"image {image} not found {where}; run {build} first")
+
+
+def parse_port(value) -> int:
+    """Return value as a TCP port number, or raise ImageError naming the value."""
+    try:
+        port = int(str(value).strip())
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ImageError(f"invalid port {value!r}; give a number from 1 to 65535 (--port or build.run_port)")
+    return port
 
 
 def clean_tag_for_remote(tag: str) -> str:
