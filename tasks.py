@@ -220,7 +220,8 @@ _BUMP_HELP = {
     "branch": "Target branch of the manifests repository (default: manifests.branch, main).",
     "path": "File or folder inside the manifests repository to edit (default: manifests.path, overlays/dev).",
     "env": "Environment whose overlay to edit, such as prod, mapped by environments.path; the merge request "
-    "branch becomes argocd/<env>/<tag> (default: manifests.path).",
+    "branch becomes argocd/<env>/<tag> (default: none; without --env or --path the bump edits manifests.path, "
+    "overlays/dev).",
     "container": "Name of the container whose image to set, when several match (default: bump.container, any).",
     "dry-run": "Clone and edit, print the diff and the push, and push nothing.",
     "pin-digest": "Append the digest that inv push wrote to bump.image_env (default: bump.pin_digest, off).",
@@ -229,12 +230,14 @@ _BUMP_HELP = {
 }
 
 
+# bump and rollback share their flags, so invoke's automatic short flags (which differ per task) are off.
 @task(
     help={
         **_BUMP_HELP,
         "tag": "Image tag to propose (default: the tag of this commit, as inv build computes it).",
         "allow-rollback": "Replace the deployed image even when it is newer or its age is unknown.",
-    }
+    },
+    auto_shortflags=False,
 )
 @fail_cleanly
 def bump(c, mode=None, url=None, branch=None, path=None, env=None, tag=None, container=None, allow_rollback=False,
@@ -252,13 +255,20 @@ def bump(c, mode=None, url=None, branch=None, path=None, env=None, tag=None, con
     help={
         **_BUMP_HELP,
         "to": "Commit of the application repository whose image to deploy again (required).",
-    }
+    },
+    positional=[],
+    auto_shortflags=False,
 )
 @fail_cleanly
-def rollback(c, to, mode=None, url=None, branch=None, path=None, env=None, container=None, dry_run=False,
+def rollback(c, to=None, mode=None, url=None, branch=None, path=None, env=None, container=None, dry_run=False,
              pin_digest=False, attempts=None, result_file=None):
     """Deploy an earlier commit's image again, on purpose, through the same path as bump."""
     from pipeline.bump_task import run_bump
+    from pipeline.errors import ConfigError
+
+    if not to:
+        raise ConfigError("--to is required; give the commit of the application repository whose image to "
+                          "deploy again, such as a hash from git log")
 
     result = run_bump(c.config, rollback_to=to, mode=mode, url=url, branch=branch, path=path, env=env,
                       container=container,
@@ -431,8 +441,10 @@ ns.configure(
             "auto_merge_option": "merge_request.auto_merge",
             "labels": [],
             # Direct mode: pushes in all, and the first backoff in seconds (doubled, jittered).
-            "attempts": 6,
-            "backoff_seconds": 0.5,
+            # Strings, because invoke casts an INVOKE_BUMP_* variable to the default's type and
+            # fails with a traceback on "abc"; pipeline.bump_task parses and checks both values.
+            "attempts": "6",
+            "backoff_seconds": "0.5",
             "result_file": "reports/bump.json",
             # Pin the digest that inv push recorded in image_env for the same tag.
             "pin_digest": False,

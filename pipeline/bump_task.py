@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline import config as project_config
-from pipeline.errors import PipelineError
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.gitops import (
     BumpResult,
     Credentials,
@@ -22,12 +22,16 @@ from pipeline.gitops import (
 )
 from pipeline.reference import parse_image_reference
 from pipeline.revision import SHORT_SHA_LENGTH, image_tag, open_repository, source_commit
+from pipeline.yamledit import ManifestError
 
 # Secrets come from the environment only, so they never sit in invoke.yaml.
 # The value of a GitLab file-type variable is a path, and of a plain variable the content.
 SSH_KEY_VARIABLE = "MANIFESTS_SSH_PRIVATE_KEY"
 KNOWN_HOSTS_VARIABLE = "MANIFESTS_KNOWN_HOSTS"
 TOKEN_VARIABLE = "MANIFESTS_TOKEN"
+
+# The rollback check compares commit dates, so a bump needs the history, not only the CI_COMMIT_* variables.
+_CLONE_ADVICE = "run inv bump inside a clone of the application repository, because its rollback check reads the history"
 
 
 def run_bump(
@@ -54,12 +58,16 @@ def run_bump(
     result_path = Path(result_file or bump.result_file)
     new_image = ""
     try:
+        attempts_number = _whole_number(attempts, bump.attempts, "--attempts", "bump.attempts", minimum=1)
+        backoff = _seconds(bump.backoff_seconds, "bump.backoff_seconds")
         repository = project_config.image_repository(config, environ)
         if rollback_to:
             commit = _resolve_commit(rollback_to)
             image_tag_text, commit_hash = commit[:SHORT_SHA_LENGTH], commit
             allow_rollback = True
         else:
+            if not tag:
+                open_repository(".", advice=_CLONE_ADVICE)
             image_tag_text = tag or image_tag(".", environ)
             commit_hash = source_commit(".", environ) if not tag else _commit_of_tag(tag)
         image = parse_image_reference(f"{repository}:{image_tag_text}")
@@ -70,17 +78,20 @@ def run_bump(
             new_image = str(image)
 
         branch_prefix = bump.branch_prefix
+        path_setting = "--path / manifests.path"
         if env and not path:
             from pipeline.kube import environment_path
 
             path = environment_path(config, env)
+            path_setting = f"environments.path for --env {env}"
             # Bumps of different environments for the same commit must not share one branch.
             branch_prefix = f"{branch_prefix}{env}/"
 
         result = bump_manifests(
-            url=project_config.require(url or manifests.url, "manifests.url", "git@gitlab.com:group/manifests.git"),
-            target_branch=project_config.require(branch or manifests.branch, "manifests.branch", "main"),
-            manifests_path=project_config.require(path or manifests.path, "manifests.path", "overlays/dev"),
+            url=_require(url or manifests.url, "--url", "manifests.url", "git@gitlab.com:group/manifests.git"),
+            target_branch=_require(branch or manifests.branch, "--branch", "manifests.branch", "main"),
+            manifests_path=_require(path or manifests.path, "--path", "manifests.path", "overlays/dev"),
+            path_setting=path_setting,
             image=image,
             mode=mode or bump.mode,
             branch_prefix=branch_prefix,
@@ -104,14 +115,79 @@ def run_bump(
             ),
             allow_rollback=allow_rollback,
             dry_run=dry_run,
-            attempts=int(attempts or bump.attempts),
-            backoff_seconds=float(bump.backoff_seconds),
+            attempts=attempts_number,
+            backoff_seconds=backoff,
         )
+    except ManifestError as error:
+        error = _with_repository_source(error, new_image, config, environ)
+        write_result(None, result_path, failure=str(error), new_image=new_image)
+        raise error from None
     except PipelineError as error:
         write_result(None, result_path, failure=str(error), new_image=new_image)
         raise
     write_result(result, result_path)
     return result
+
+
+def _whole_number(flag_value, config_value, flag: str, setting: str, *, minimum: int) -> int:
+    """Return the flag's value, else the setting's, as an int; raise ConfigError naming its source if it is not one."""
+    if flag_value is None:
+        value = config_value
+        name = f"{setting} (invoke.yaml or {_variable(setting)})"
+    else:
+        value = flag_value
+        name = f"{flag} / {setting}"
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}; give one such as 6") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def _seconds(value, name: str) -> float:
+    """Return value as a number of seconds, at least 0; raise ConfigError naming name when it is not one."""
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name} ({_variable(name)}) must be a number of seconds, got {value!r}; "
+                          "give one such as 0.5") from None
+    if not seconds >= 0:  # also rejects nan
+        raise ConfigError(f"{name} ({_variable(name)}) must be at least 0 seconds, got {value!r}")
+    return seconds
+
+
+def _require(value, flag: str, setting: str, example: str) -> str:
+    """Return value as a stripped string, or raise ConfigError naming the flag and the setting when it is empty."""
+    text = str(value or "").strip()
+    if not text:
+        raise ConfigError(f"{setting} is not set; pass {flag}, or set {setting} in invoke.yaml or "
+                          f"{_variable(setting)} (for example {example})")
+    return text
+
+
+def _variable(setting: str) -> str:
+    """Return the environment variable that sets an invoke setting, such as INVOKE_BUMP_ATTEMPTS for bump.attempts."""
+    return "INVOKE_" + setting.replace(".", "_").upper()
+
+
+def _with_repository_source(error: ManifestError, new_image: str, config, environ: Mapping[str, str]):
+    """Return error, extended with where the image repository came from when no manifest uses that repository."""
+    repository = parse_image_reference(new_image).repository if new_image else ""
+    # The wording is that of pipeline.manifests' no-match message for an image (not a --container) search.
+    if not repository or not str(error).startswith(f"no image {repository} in "):
+        return error
+    if str(config.image.repository or "").strip():
+        source = "image.repository (invoke.yaml or INVOKE_IMAGE_REPOSITORY)"
+    elif environ.get("CI_REGISTRY_IMAGE", "").strip():
+        source = "the CI variable CI_REGISTRY_IMAGE"
+    else:
+        source = "image.registry and image.name (INVOKE_IMAGE_REGISTRY, INVOKE_IMAGE_NAME)"
+    return ManifestError(
+        f"{error}; the bump looks for {repository}, which comes from {source}; set image.repository in "
+        "invoke.yaml or INVOKE_IMAGE_REPOSITORY to the repository that the manifests use"
+    )
 
 
 def _commit_of_tag(tag: str) -> str:

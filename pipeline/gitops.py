@@ -49,6 +49,8 @@ _RETRYABLE_REASONS = ("non-fast-forward", "fetch first", "stale info", "failed t
 # GitLab prints this on the remote: channel when it cannot act on a push
 # option, for example a merge_request.target branch that does not exist.
 _PUSH_OPTION_WARNING = "Error encountered with push options"
+# git prints this when the server does not advertise push options, and then nothing was pushed.
+_NO_PUSH_OPTIONS = "the receiving end does not support push options"
 
 
 class BumpError(PipelineError):
@@ -146,12 +148,14 @@ def bump_manifests(
     backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
     temp_root: str | None = None,
     output: Callable[[str], None] = print,
+    path_setting: str = "manifests.path",
 ) -> BumpResult:
     """Set image in the manifests repository at url and push the change; return what happened.
 
     Raises BumpError (or another PipelineError) with one line when the
     repository cannot be reached, the path or the container is missing, the
     tag is dirty, a push is rejected, or a rollback cannot be ruled out.
+    path_setting names the flag or setting that gave manifests_path; the path errors quote it.
     """
     _check_request(image, mode, target_branch, attempts)
     branch = target_branch if mode == "direct" else f"{branch_prefix}{image.tag}"
@@ -171,7 +175,7 @@ def bump_manifests(
         context.repo = _clone(context, Path(workdir) / "manifests")
 
         for attempt in range(1, attempts + 1):
-            edit = _plan_edit(context, manifests_path, image, container, key)
+            edit = _plan_edit(context, manifests_path, image, container, key, path_setting)
             old_image = _old_image(edit, image)
             decision = rollback_guard.check(
                 app_repo=app_repo,
@@ -198,7 +202,7 @@ def bump_manifests(
                 return BumpResult("dry-run", branch, None, old_image, str(image), edit.diff,
                                   f"dry run: would push {image} to {branch}", mode, target_branch)
 
-            written = _apply_edit(context, manifests_path, image, container, key)
+            written = _apply_edit(context, manifests_path, image, container, key, path_setting)
             commit = _commit(context, manifests_path, subject, old_image, image, source_commit, pipeline_url,
                              author_name, author_email)
             try:
@@ -210,7 +214,8 @@ def bump_manifests(
                 if mode != "direct" or not error.retryable or attempt == attempts:
                     if error.retryable and mode == "direct":
                         raise PushRejectedError(
-                            f"{error} (after {attempt} attempts); run the bump again, or raise bump.attempts"
+                            f"{error} (after {attempt} attempts); run the bump again, or raise --attempts / "
+                            "bump.attempts"
                         ) from None
                     raise
                 delay = _backoff(attempt, backoff_seconds)
@@ -223,7 +228,6 @@ def bump_manifests(
             if flag == "=":
                 # Another job pushed a byte-identical commit (same tree, parent, identity and second) first.
                 message = f"already up to date: {branch} is at {commit[:12]}, which another bump pushed"
-                output(message)
                 return BumpResult("unchanged", branch, commit, old_image, str(image), "", message, mode,
                                   target_branch)
             output(f"pushed {commit[:12]} to {branch}: {old_image} -> {image}")
@@ -246,7 +250,7 @@ def _check_request(image: ImageReference, mode: str, target_branch: str, attempt
     if not target_branch.strip():
         raise BumpError("the target branch is empty; set manifests.branch")
     if attempts < 1:
-        raise BumpError(f"bump.attempts must be at least 1, got {attempts}")
+        raise BumpError(f"--attempts / bump.attempts must be at least 1, got {attempts}")
 
 
 def _clone(context: _Context, destination: Path):
@@ -269,7 +273,8 @@ def _clone(context: _Context, destination: Path):
         )
     except git.GitCommandError as error:
         raise BumpError(_git_failure(context, f"cloning {context.url} (branch {context.target_branch})", error,
-                                     "check manifests.url, manifests.branch and the credentials")) from None
+                                     "check --url / manifests.url, --branch / manifests.branch and the "
+                                     "credentials")) from None
     repo.git.update_environment(**context.access.env)
     with repo.config_writer() as config:
         # The bot's commits must not pick up a signing key or hooks from the runner's global config.
@@ -297,26 +302,27 @@ def git_reason(output: str) -> str:
     return last_lines("\n".join(lines))
 
 
-def _plan_edit(context: _Context, manifests_path: str, image: ImageReference, container, key):
-    return _set_image(context, manifests_path, image, container, key, dry_run=True)
+def _plan_edit(context: _Context, manifests_path: str, image: ImageReference, container, key, path_setting: str):
+    return _set_image(context, manifests_path, image, container, key, path_setting, dry_run=True)
 
 
-def _apply_edit(context: _Context, manifests_path: str, image: ImageReference, container, key):
-    return _set_image(context, manifests_path, image, container, key, dry_run=False)
+def _apply_edit(context: _Context, manifests_path: str, image: ImageReference, container, key, path_setting: str):
+    return _set_image(context, manifests_path, image, container, key, path_setting, dry_run=False)
 
 
-def _set_image(context: _Context, manifests_path: str, image: ImageReference, container, key, *, dry_run: bool):
+def _set_image(context: _Context, manifests_path: str, image: ImageReference, container, key, path_setting: str, *,
+               dry_run: bool):
     from pipeline.manifests import ManifestError, set_image
 
     root = Path(context.repo.working_tree_dir)
     target = (root / manifests_path).resolve()
     if not target.is_relative_to(root.resolve()):
-        raise BumpError(f"manifests.path {manifests_path!r} points outside the manifests repository; "
+        raise BumpError(f"{path_setting} {manifests_path!r} points outside the manifests repository; "
                         "give a path inside it")
     if not target.exists():
         raise BumpError(
             f"manifests path {manifests_path!r} not found in {context.redact(context.url)} "
-            f"(branch {context.target_branch}); set manifests.path to a file or folder of that repository"
+            f"(branch {context.target_branch}); set {path_setting} to a file or folder of that repository"
         )
     # The temporary clone's path means nothing to the reader, but the path inside the repository does.
     try:
@@ -402,7 +408,6 @@ def _push_merge_request_branch(context: _Context, branch: str, commit: str, push
     if existing:
         if _same_change(context, existing, commit):
             message = f"merge request branch {branch} already has this change on the current {target_branch}"
-            context.output(message)
             return BumpResult("unchanged", branch, existing, old_image, str(image), "", message, "merge-request",
                               target_branch)
         # The branch belongs to the bot, so replace it, but only if no one else moved it since ls-remote.
@@ -477,6 +482,12 @@ def check_push(status: int, stdout: str, stderr: str, ref: str, *, secrets: Sequ
     host_key = credentials.host_key_error(stderr, ssh_host)
     if host_key:
         raise PushRejectedError(redact(f"push to {ref} failed: {host_key}", secrets))
+    if _NO_PUSH_OPTIONS in stderr:
+        raise PushRejectedError(redact(
+            f"push to {ref} failed: the manifests repository does not accept push options, which merge-request "
+            "mode sends to open the merge request (GitLab accepts them); use --mode direct (bump.mode: direct), "
+            "or on a plain Git server run `git config receive.advertisePushOptions true` in the bare repository",
+            secrets))
     if status != 0 or entry is None:
         detail = git_reason(stderr) or git_reason(stdout) or "no output"
         reason = f"git exited with status {status}" if status != 0 else "git printed no status for this ref"

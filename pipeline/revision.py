@@ -14,6 +14,11 @@ from pipeline.errors import PipelineError
 # GitLab's CI_COMMIT_SHORT_SHA is 8 characters, so a local tag uses 8 as well.
 SHORT_SHA_LENGTH = 8
 DIRTY_SUFFIX = "-dirty"
+# What to do outside a clone when the caller needs only the commit's hashes: a build reads both variables.
+CI_VARIABLES_ADVICE = (
+    "run the task inside a clone, or set both CI_COMMIT_SHA and CI_COMMIT_SHORT_SHA "
+    "(the commit's full hash and its first 8 characters)"
+)
 _SHORT_SHA = re.compile(r"[0-9a-f]{7,40}")
 
 
@@ -37,7 +42,7 @@ def image_tag(repo_dir: Path | str = ".", environ: Mapping[str, str] | None = No
             )
         return ci_short_sha
 
-    repo = open_repository(repo_dir)
+    repo = open_repository(repo_dir, advice=CI_VARIABLES_ADVICE)
     tag = head_commit(repo)[:SHORT_SHA_LENGTH]
     if repo.is_dirty(untracked_files=True):
         tag += DIRTY_SUFFIX
@@ -50,20 +55,17 @@ def source_commit(repo_dir: Path | str = ".", environ: Mapping[str, str] | None 
     ci_sha = environ.get("CI_COMMIT_SHA", "").strip()
     if ci_sha:
         return ci_sha
-    return head_commit(open_repository(repo_dir))
+    return head_commit(open_repository(repo_dir, advice=CI_VARIABLES_ADVICE))
 
 
-def open_repository(repo_dir: Path | str):
-    """Open the Git repository that contains repo_dir, or raise RevisionError."""
+def open_repository(repo_dir: Path | str, advice: str = "run the task inside a clone of the application repository"):
+    """Open the Git repository that contains repo_dir, or raise RevisionError that ends with advice."""
     import git
 
     try:
         return git.Repo(repo_dir, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise RevisionError(
-            f"not a Git repository: {Path(repo_dir).resolve()}; run the task inside a clone, "
-            "or set CI_COMMIT_SHORT_SHA to the commit's short hash"
-        ) from None
+        raise RevisionError(f"not a Git repository: {Path(repo_dir).resolve()}; {advice}") from None
 
 
 def head_commit(repo) -> str:

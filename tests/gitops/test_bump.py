@@ -330,7 +330,7 @@ def test_unreachable_repository_fails(tmp_path, app_repo):
         bump(missing, app_repo, app_repo.tag(6))
 
     assert str(raised.value).startswith(f"cloning {(tmp_path / 'nowhere.git').as_uri()} (branch main) failed:")
-    assert "check manifests.url" in str(raised.value)
+    assert "check --url / manifests.url, --branch / manifests.branch and the credentials" in str(raised.value)
 
 
 def test_missing_target_branch_fails(remote, app_repo):
@@ -552,3 +552,40 @@ def test_kustomize_overlay_new_tag_is_set(tmp_path, app_repo):
     assert newer.status == "changed"
     assert newer.old_image == image(app_repo.tag(5))
     assert remote.show("main", "overlays/dev/kustomization.yaml") == KUSTOMIZATION.format(tag=app_repo.tag(6))
+
+
+def test_server_without_push_options_suggests_fix(tmp_path, app_repo):
+    remote = make_remote(tmp_path, app_repo.tag(5))
+    git("config", "receive.advertisePushOptions", "false", cwd=remote.path)
+
+    with pytest.raises(PushRejectedError) as raised:
+        bump(remote, app_repo, app_repo.tag(6))
+
+    message = str(raised.value)
+    assert message.startswith(f"push to refs/heads/argocd/{app_repo.tag(6)} failed: the manifests repository "
+                              "does not accept push options")
+    assert "use --mode direct (bump.mode: direct)" in message
+    assert "run `git config receive.advertisePushOptions true` in the bare repository" in message
+    assert "bump again" not in message
+    assert remote.rev(f"refs/heads/argocd/{app_repo.tag(6)}") == ""
+
+
+def test_missing_path_names_given_setting(remote, app_repo):
+    with pytest.raises(BumpError) as raised:
+        bump(remote, app_repo, app_repo.tag(6), manifests_path="overlays/nope", path_setting="--path / manifests.path")
+
+    assert "set --path / manifests.path to a file or folder of that repository" in str(raised.value)
+
+
+def test_merge_request_rerun_prints_no_line(remote, app_repo):
+    """The caller prints result.message, so bump_manifests must not print it as well."""
+    bump(remote, app_repo, app_repo.tag(6))
+    lines = []
+
+    result = bump(remote, app_repo, app_repo.tag(6), output=lines.append)
+
+    assert result.status == "unchanged"
+    assert result.message == (
+        f"merge request branch argocd/{app_repo.tag(6)} already has this change on the current main"
+    )
+    assert result.message not in lines

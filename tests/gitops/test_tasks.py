@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -220,3 +221,177 @@ def test_bump_unknown_env_is_one_line(remote, app_repo, tmp_path):
         "error: unknown environment 'staging'; use one of dev, prod or add it to environments.names"
     ]
     assert remote.count("main") == 1
+
+
+def short_flags(help_text: str) -> list[str]:
+    """Return the short flags (such as -a) that `inv TASK --help` lists."""
+    return re.findall(r"^\s+(-[A-Za-z])\b", help_text, flags=re.MULTILINE)
+
+
+def test_bump_task_rejects_non_numeric_attempts(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "bump", "--url", remote.url, "--attempts", "abc", "--mode", "direct",
+                        "--result-file", str(tmp_path / "bump.json"))
+
+    assert completed.returncode == 1
+    assert completed.stderr == "error: --attempts / bump.attempts must be a whole number, got 'abc'; give one such as 6\n"
+    assert json.loads((tmp_path / "bump.json").read_text())["status"] == "failed"
+
+
+def test_bump_task_rejects_zero_attempts(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "bump", "--url", remote.url, "--attempts", "0",
+                        "--result-file", str(tmp_path / "bump.json"))
+
+    assert completed.returncode == 1
+    assert completed.stderr == "error: --attempts / bump.attempts must be at least 1, got 0\n"
+
+
+def test_rollback_task_rejects_non_numeric_attempts(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "rollback", "--to", app_repo.commits[2], "--url", remote.url, "--attempts", "x",
+                        "--result-file", str(tmp_path / "bump.json"))
+
+    assert completed.returncode == 1
+    assert completed.stderr == "error: --attempts / bump.attempts must be a whole number, got 'x'; give one such as 6\n"
+
+
+def test_bump_task_rejects_non_numeric_attempts_variable(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "bump", "--url", remote.url, "--dry-run",
+                        "--result-file", str(tmp_path / "bump.json"), env={"INVOKE_BUMP_ATTEMPTS": "abc"})
+
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        "error: bump.attempts (invoke.yaml or INVOKE_BUMP_ATTEMPTS) must be a whole number, got 'abc'; "
+        "give one such as 6\n"
+    )
+
+
+def test_bump_task_accepts_attempts_variable(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "bump", "--url", remote.url, "--tag", app_repo.tag(6), "--mode", "direct",
+                        "--result-file", str(tmp_path / "bump.json"),
+                        env={"INVOKE_BUMP_ATTEMPTS": "2", "INVOKE_BUMP_BACKOFF_SECONDS": "0.1"})
+
+    assert completed.returncode == 0, completed.stderr
+    assert remote.show("main") == DEPLOYMENT.format(image=image(app_repo.tag(6)))
+
+
+def test_bump_task_rejects_negative_backoff_variable(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "bump", "--url", remote.url, "--result-file", str(tmp_path / "bump.json"),
+                        env={"INVOKE_BUMP_BACKOFF_SECONDS": "-1"})
+
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        "error: bump.backoff_seconds (INVOKE_BUMP_BACKOFF_SECONDS) must be at least 0 seconds, got '-1'\n"
+    )
+
+
+def test_rollback_help_shows_help(app_repo):
+    for flag in ("--help", "-h"):
+        completed = run_inv(app_repo, "rollback", flag)
+
+        assert completed.returncode == 0, completed.stderr
+        assert "--to=STRING" in completed.stdout
+        assert completed.stderr == ""
+
+
+def test_rollback_without_to_is_one_line(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "rollback", "--url", remote.url, "--result-file", str(tmp_path / "bump.json"))
+
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        "error: --to is required; give the commit of the application repository whose image to deploy again, "
+        "such as a hash from git log\n"
+    )
+
+
+def test_bump_and_rollback_have_no_short_flags(app_repo):
+    for task_name in ("bump", "rollback"):
+        completed = run_inv(app_repo, task_name, "--help")
+
+        assert completed.returncode == 0, completed.stderr
+        assert short_flags(completed.stdout) == [], task_name
+
+
+def test_bump_help_explains_default_path(app_repo):
+    completed = run_inv(app_repo, "bump", "--help")
+
+    help_text = " ".join(completed.stdout.split())
+    assert "(default: none; without --env or --path the bump edits manifests.path, overlays/dev)" in help_text
+
+
+def test_bump_task_outside_clone_asks_for_clone(tmp_path):
+    not_a_clone = type("NotAClone", (), {"path": tmp_path})
+    environ = {"CI_COMMIT_SHA": "1234abcd" + "0" * 32, "CI_COMMIT_SHORT_SHA": "1234abcd"}
+
+    completed = run_inv(not_a_clone, "bump", "--url", (tmp_path / "manifests.git").as_uri(), env=environ)
+
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"error: not a Git repository: {tmp_path}; run inv bump inside a clone of the application repository, "
+        "because its rollback check reads the history\n"
+    )
+
+
+def test_rollback_task_outside_clone_asks_for_clone(tmp_path):
+    not_a_clone = type("NotAClone", (), {"path": tmp_path})
+
+    completed = run_inv(not_a_clone, "rollback", "--to", "1234abcd", "--url", (tmp_path / "manifests.git").as_uri())
+
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"error: not a Git repository: {tmp_path}; run the task inside a clone of the application repository\n"
+    )
+
+
+def test_bump_task_rerun_prints_message_once(remote, app_repo, tmp_path):
+    arguments = ("bump", "--url", remote.url, "--tag", app_repo.tag(6), "--result-file", str(tmp_path / "bump.json"))
+    first = run_inv(app_repo, *arguments)
+
+    rerun = run_inv(app_repo, *arguments)
+
+    message = f"merge request branch argocd/{app_repo.tag(6)} already has this change on the current main"
+    assert first.returncode == 0, first.stderr
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.splitlines().count(message) == 1
+
+
+def test_bump_task_names_image_repository_source(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "bump", "--url", remote.url, "--tag", app_repo.tag(6),
+                        "--result-file", str(tmp_path / "bump.json"),
+                        env={"INVOKE_IMAGE_REPOSITORY": "", "CI_REGISTRY_IMAGE": ""})
+
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("error: no image localhost/hello-python in apps/hello-python/deployment.yaml")
+    assert completed.stderr.endswith(
+        "; the bump looks for localhost/hello-python, which comes from image.registry and image.name "
+        "(INVOKE_IMAGE_REGISTRY, INVOKE_IMAGE_NAME); set image.repository in invoke.yaml or "
+        "INVOKE_IMAGE_REPOSITORY to the repository that the manifests use\n"
+    )
+
+
+def test_bump_task_names_repository_setting(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "bump", "--url", remote.url, "--tag", app_repo.tag(6),
+                        "--result-file", str(tmp_path / "bump.json"),
+                        env={"INVOKE_IMAGE_REPOSITORY": "registry.example.com/acme/other"})
+
+    assert completed.returncode == 1
+    assert "which comes from image.repository (invoke.yaml or INVOKE_IMAGE_REPOSITORY)" in completed.stderr
+
+
+def test_bump_task_missing_path_names_flag(remote, app_repo, tmp_path):
+    completed = run_inv(app_repo, "bump", "--url", remote.url, "--tag", app_repo.tag(6), "--path", "overlays/nope",
+                        "--result-file", str(tmp_path / "bump.json"))
+
+    assert completed.returncode == 1
+    assert completed.stderr.endswith(
+        "set --path / manifests.path to a file or folder of that repository\n"
+    )
+
+
+def test_bump_task_unset_url_names_flag(app_repo, tmp_path):
+    completed = run_inv(app_repo, "bump", "--tag", app_repo.tag(6), "--result-file", str(tmp_path / "bump.json"),
+                        env={"INVOKE_MANIFESTS_URL": ""})
+
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        "error: manifests.url is not set; pass --url, or set manifests.url in invoke.yaml or INVOKE_MANIFESTS_URL "
+        "(for example git@gitlab.com:group/manifests.git)\n"
+    )

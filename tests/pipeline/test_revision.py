@@ -3,7 +3,7 @@
 import git
 import pytest
 
-from pipeline.revision import RevisionError, image_tag, source_commit
+from pipeline.revision import RevisionError, image_tag, open_repository, source_commit
 
 
 @pytest.fixture
@@ -62,6 +62,30 @@ def test_not_a_repository_is_one_line(tmp_path):
     with pytest.raises(RevisionError) as raised:
         image_tag(tmp_path, environ={})
     assert str(raised.value).startswith(f"not a Git repository: {tmp_path}")
+
+
+def test_not_a_repository_names_both_ci_variables(tmp_path):
+    with pytest.raises(RevisionError) as raised:
+        source_commit(tmp_path, environ={"CI_COMMIT_SHORT_SHA": "1234abcd"})
+    assert str(raised.value) == (
+        f"not a Git repository: {tmp_path}; run the task inside a clone, or set both CI_COMMIT_SHA and "
+        "CI_COMMIT_SHORT_SHA (the commit's full hash and its first 8 characters)"
+    )
+
+
+def test_ci_variables_replace_repository(tmp_path):
+    """The advice outside a clone holds: with both variables set, tag and commit need no repository."""
+    environ = {"CI_COMMIT_SHA": "1234abcd" + "0" * 32, "CI_COMMIT_SHORT_SHA": "1234abcd"}
+    assert image_tag(tmp_path, environ=environ) == "1234abcd"
+    assert source_commit(tmp_path, environ=environ) == "1234abcd" + "0" * 32
+
+
+def test_open_repository_advice_omits_ci_variables(tmp_path):
+    with pytest.raises(RevisionError) as raised:
+        open_repository(tmp_path)
+    assert str(raised.value) == (
+        f"not a Git repository: {tmp_path}; run the task inside a clone of the application repository"
+    )
 
 
 def test_repository_without_commit_is_reported(tmp_path):
