@@ -214,8 +214,7 @@ def bump_manifests(
                 if mode != "direct" or not error.retryable or attempt == attempts:
                     if error.retryable and mode == "direct":
                         raise PushRejectedError(
-                            f"{error} (after {attempt} attempts); run the bump again, or raise --attempts / "
-                            "bump.attempts"
+                            f"{error} (after {attempt} attempts); run the bump again, or raise bump.attempts"
                         ) from None
                     raise
                 delay = _backoff(attempt, backoff_seconds)
@@ -250,7 +249,8 @@ def _check_request(image: ImageReference, mode: str, target_branch: str, attempt
     if not target_branch.strip():
         raise BumpError("the target branch is empty; set manifests.branch")
     if attempts < 1:
-        raise BumpError(f"--attempts / bump.attempts must be at least 1, got {attempts}")
+        # inv bump checks --attempts before this, so only callers that pass bump.attempts reach this line.
+        raise BumpError(f"bump.attempts must be at least 1, got {attempts}")
 
 
 def _clone(context: _Context, destination: Path):
