@@ -42,8 +42,12 @@ COPY app/ ./app/
 # A RUN step sees the build arguments in its environment, so it is rebuilt
 # when they change. That makes the LABEL and ENV steps below it rebuilt too,
 # because buildah 1.28 reuses a cached LABEL or ENV step whose text is
-# unchanged even when the argument values differ.
-ARG GIT_COMMIT=unknown SOURCE_URL="" CREATED=""
+# unchanged even when the argument values differ. Each ARG gets its own line,
+# because buildah 1.28 counts only the first name of an ARG line as used and
+# warns that the build arguments after it "were not consumed".
+ARG GIT_COMMIT=unknown
+ARG SOURCE_URL=""
+ARG CREATED=""
 RUN test -n "${GIT_COMMIT}${CREATED}"
 LABEL org.opencontainers.image.title="hello-python" \
       org.opencontainers.image.revision="${GIT_COMMIT}" \

@@ -108,7 +108,8 @@ def built_image(app_repo, registry) -> dict[str, str]:
                         env={"INVOKE_IMAGE_REPOSITORY": repository})
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr
     commit = git(app_repo, "rev-parse", "HEAD")
-    return {"repository": repository, "tag": commit[:8], "commit": commit, "image": f"{repository}:{commit[:8]}"}
+    return {"repository": repository, "tag": commit[:8], "commit": commit, "image": f"{repository}:{commit[:8]}",
+            "output": completed.stdout + completed.stderr}
 
 
 @pytest.fixture(scope="session")

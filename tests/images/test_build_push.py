@@ -218,3 +218,7 @@ def test_remote_in_image_copies_reports_back(app_repo, built_image, ssh_server, 
     assert suite.get("failures") == "0"
     assert (reports / "coverage.xml").is_file()
     assert (reports / "coverage-html" / "index.html").is_file()
+
+
+def test_build_consumes_every_build_arg(built_image):
+    assert "were not consumed" not in built_image["output"]
