@@ -309,7 +309,8 @@ def lint(c, path=None, kubernetes_version=None):
     help={
         "path": "Manifest file or folder (.yaml/.yml, searched recursively); repeat for more (required).",
         "image": "Image reference to set, such as registry.example.com/shop/web:7d41e0c or …@sha256:… (required).",
-        "container": "Set the container with this name whatever its image (default: match by image repository).",
+        "container": "Set only the container with this name, whatever its image; fails where a kustomization "
+        "images: entry sets the same image, because it has no container name (default: match by image repository).",
         "key": "Dotted path of the value to set in other YAML, such as image.tag in Helm values (default: none).",
         "dry-run": "Print the unified diff and write nothing.",
     },

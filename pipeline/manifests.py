@@ -63,9 +63,10 @@ def set_image(
 ) -> EditResult:
     """Set `image` wherever it belongs under `paths` (files, or folders searched for .yaml/.yml).
 
-    Without `key`, containers whose image has the same repository (or the
-    container named `container`) and matching kustomization `images:` entries
-    are set. With `key` (dotted, such as `image.tag`), that value is set in
+    Without `key`, containers whose image has the same repository and
+    matching kustomization `images:` entries are set. With `container`, only
+    the container of that name is set, and a kustomization entry for the same
+    image raises, because it would override the container. With `key` (dotted, such as `image.tag`), that value is set in
     every document that has it. Raises ManifestError, and writes nothing, when
     any file cannot be read or edited safely or when nothing matches.
     """
@@ -222,8 +223,9 @@ def _reject_unselectable_entries(files: list[YamlFile], image: ImageReference, m
     if entries:
         first = entries[0]
         raise ManifestError(
-            f"--container {container} selects containers only, but {first.file}:{first.line} sets {match.repository} "
-            f"in kustomization {first.location}, which would override it; drop --container and narrow --path to one overlay"
+            f"--container {container} selects containers only, but kustomization {first.location} at "
+            f"{first.file}:{first.line} sets the same image and overrides the container; "
+            "drop --container and narrow --path to one overlay"
         )
 
 

@@ -112,8 +112,8 @@ def test_container_option_rejects_kustomization_entries(tmp_path):
         set_image([dev, prod], parse_image_reference(f"{WEB}:2"), container="web")
 
     assert str(raised.value) == (
-        f"--container web selects containers only, but {dev}:4 sets {WEB} in kustomization images[0] {WEB}, "
-        "which would override it; drop --container and narrow --path to one overlay"
+        f"--container web selects containers only, but kustomization images[0] {WEB} at {dev}:4 "
+        "sets the same image and overrides the container; drop --container and narrow --path to one overlay"
     )
     assert (dev.read_text(), prod.read_text()) == before
 
