@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline import config as project_config
+from pipeline.config import environment_variable, seconds, whole_number
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.gitops import (
     BumpResult,
@@ -58,8 +59,8 @@ def run_bump(
     result_path = Path(result_file or bump.result_file)
     new_image = ""
     try:
-        attempts_number = _whole_number(attempts, bump.attempts, "--attempts", "bump.attempts", minimum=1)
-        backoff = _seconds(bump.backoff_seconds, "bump.backoff_seconds")
+        attempts_number = whole_number(attempts, bump.attempts, "--attempts", "bump.attempts", minimum=1)
+        backoff = seconds(bump.backoff_seconds, "bump.backoff_seconds")
         repository = project_config.image_repository(config, environ)
         if rollback_to:
             commit = _resolve_commit(rollback_to)
@@ -129,33 +130,6 @@ def run_bump(
     return result
 
 
-def _whole_number(flag_value, config_value, flag: str, setting: str, *, minimum: int) -> int:
-    """Return the flag's value, else the setting's, as an int; raise ConfigError naming its source if it is not one."""
-    if flag_value is None:
-        value = config_value
-        name = f"{setting} (invoke.yaml or {_variable(setting)})"
-    else:
-        value = flag_value
-        name = f"{flag} / {setting}"
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {value!r}; give one such as 6") from None
-    if number < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
-    return number
-
-
-def _seconds(value, name: str) -> float:
-    """Return value as a number of seconds, at least 0; raise ConfigError naming name when it is not one."""
-    try:
-        seconds = float(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"{name} ({_variable(name)}) must be a number of seconds, got {value!r}; "
-                          "give one such as 0.5") from None
-    if not seconds >= 0:  # also rejects nan
-        raise ConfigError(f"{name} ({_variable(name)}) must be at least 0 seconds, got {value!r}")
-    return seconds
 
 
 def _require(value, flag: str, setting: str, example: str) -> str:
@@ -163,13 +137,9 @@ def _require(value, flag: str, setting: str, example: str) -> str:
     text = str(value or "").strip()
     if not text:
         raise ConfigError(f"{setting} is not set; pass {flag}, or set {setting} in invoke.yaml or "
-                          f"{_variable(setting)} (for example {example})")
+                          f"{environment_variable(setting)} (for example {example})")
     return text
 
-
-def _variable(setting: str) -> str:
-    """Return the environment variable that sets an invoke setting, such as INVOKE_BUMP_ATTEMPTS for bump.attempts."""
-    return "INVOKE_" + setting.replace(".", "_").upper()
 
 
 def _with_repository_source(error: ManifestError, new_image: str, config, environ: Mapping[str, str]):

@@ -43,6 +43,40 @@ def require(value, setting: str, example: str) -> str:
     """Return value as a stripped string, or raise ConfigError naming the setting when it is empty."""
     text = str(value or "").strip()
     if not text:
-        variable = "INVOKE_" + setting.replace(".", "_").upper()
+        variable = environment_variable(setting)
         raise ConfigError(f"{setting} is not set; set it in invoke.yaml or {variable} (for example {example})")
     return text
+
+
+def whole_number(flag_value, config_value, flag: str, setting: str, *, minimum: int) -> int:
+    """Return the flag's value, else the setting's, as an int; raise ConfigError naming its source if it is not one."""
+    if flag_value is None:
+        value = config_value
+        name = f"{setting} (invoke.yaml or {environment_variable(setting)})"
+    else:
+        value = flag_value
+        name = f"{flag} / {setting}"
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}; give one such as 6") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def seconds(value, name: str) -> float:
+    """Return value as a number of seconds, at least 0; raise ConfigError naming name when it is not one."""
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name} ({environment_variable(name)}) must be a number of seconds, got {value!r}; "
+                          "give one such as 0.5") from None
+    if not seconds >= 0:  # also rejects nan
+        raise ConfigError(f"{name} ({environment_variable(name)}) must be at least 0 seconds, got {value!r}")
+    return seconds
+
+
+def environment_variable(setting: str) -> str:
+    """Return the environment variable that sets an invoke setting, such as INVOKE_BUMP_ATTEMPTS for bump.attempts."""
+    return "INVOKE_" + setting.replace(".", "_").upper()

@@ -18,6 +18,7 @@ import yaml
 from pipeline import config as project_config
 from pipeline import credentials, kube
 from pipeline.bump_task import KNOWN_HOSTS_VARIABLE, SSH_KEY_VARIABLE, TOKEN_VARIABLE
+from pipeline.config import seconds, whole_number
 from pipeline.errors import PipelineError
 from pipeline.gitops import BumpResult, Credentials, MergeRequestOptions, bump_manifests
 from pipeline.reference import ImageReference, InvalidReferenceError, parse_image_reference
@@ -87,8 +88,8 @@ def run_promote(
         ),
         credentials_=credentials_,
         dry_run=dry_run,
-        attempts=int(bump.attempts),
-        backoff_seconds=float(bump.backoff_seconds),
+        attempts=whole_number(None, bump.attempts, "--attempts", "bump.attempts", minimum=1),
+        backoff_seconds=seconds(bump.backoff_seconds, "bump.backoff_seconds"),
     )
     if result.status == "skipped":
         raise PromotionError(
@@ -133,13 +134,13 @@ def _clone(access: credentials.GitAccess, branch: str, destination: Path) -> Non
     except subprocess.TimeoutExpired:
         raise PromotionError(
             f"cloning {redact(access.url, access.secrets)} timed out after {CLONE_TIMEOUT_SECONDS} s; "
-            "check manifests.url and the network"
+            "check --url / manifests.url and the network"
         ) from None
     if completed.returncode != 0:
         reason = last_lines(completed.stderr) or f"git exited with {completed.returncode}"
         raise PromotionError(redact(
             f"cloning {access.url} (branch {branch}) failed: {reason}; "
-            "check manifests.url, manifests.branch and the credentials",
+            "check --url / manifests.url, manifests.branch and the credentials",
             access.secrets,
         ))
 
