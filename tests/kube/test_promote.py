@@ -242,3 +242,19 @@ def test_image_in_folder_without_image_fails(tmp_path):
         f"no image of {IMAGE_REPOSITORY} in overlays/dev; set it in the images: list of its kustomization.yaml, "
         "or check image.repository"
     )
+
+
+def test_promote_rejects_non_numeric_attempts(tmp_path, app_commits):
+    app, commits = app_commits
+    bare = make_manifests_remote(tmp_path, f'    newTag: "{commits[2][:8]}"\n', commits[1][:8])
+
+    result = run_invoke("--search-root", str(REPOSITORY_ROOT), "promote", "--from", "dev", "--to", "prod",
+                        "--url", str(bare), env={"INVOKE_IMAGE_REPOSITORY": IMAGE_REPOSITORY,
+                                                 "INVOKE_BUMP_ATTEMPTS": "abc"}, cwd=app)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: bump.attempts (invoke.yaml or INVOKE_BUMP_ATTEMPTS) must be a whole number, got 'abc'; "
+        "give one such as 6"
+    ]
+    assert pushes(bare) == []
