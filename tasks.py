@@ -41,6 +41,7 @@ _IMAGE_HELP = {
 @contextlib.contextmanager
 def _build_session(c, engine=None, host=None):
     """Open the engine (and the SSH connection for a remote build) from the task's options and build.* config."""
+    from pipeline.config import seconds
     from pipeline.images import build_session
 
     settings = c.config.build
@@ -52,7 +53,7 @@ def _build_session(c, engine=None, host=None):
         host=host if host is not None else settings.host,
         known_hosts=settings.known_hosts,
         identity_file=settings.identity_file,
-        connect_timeout=float(settings.connect_timeout),
+        connect_timeout=seconds(settings.connect_timeout, "build.connect_timeout"),
     ) as session:
         yield session
 
@@ -405,9 +406,11 @@ ns.configure(
             "known_hosts": "~/.ssh/known_hosts",
             # Private key for the remote builder; empty means ssh-agent and ~/.ssh keys.
             "identity_file": "",
-            "connect_timeout": 15,
+            # Seconds to wait for the SSH connection. This and run_port are strings for the
+            # reason given at bump.attempts.
+            "connect_timeout": "15",
             # inv run: port on 127.0.0.1 and container name.
-            "run_port": 8080,
+            "run_port": "8080",
             "run_name": "hello-python",
         },
         "push": {
@@ -443,7 +446,7 @@ ns.configure(
             "labels": [],
             # Direct mode: pushes in all, and the first backoff in seconds (doubled, jittered).
             # Strings, because invoke casts an INVOKE_BUMP_* variable to the default's type and
-            # fails with a traceback on "abc"; pipeline.bump_task parses and checks both values.
+            # fails with a traceback on "abc"; pipeline.config parses and checks both values.
             "attempts": "6",
             "backoff_seconds": "0.5",
             "result_file": "reports/bump.json",

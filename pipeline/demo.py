@@ -149,7 +149,7 @@ def _remembered_port(port_file: Path) -> int:
 
 def _build(c: Context, settings: DemoSettings, state: DemoState, cleanup: contextlib.ExitStack, outcome) -> None:
     from pipeline.engines import EngineError
-    from pipeline.images import RUNTIME_STAGE, build_args, build_session
+    from pipeline.images import RUNTIME_STAGE, build_args, build_image, build_session
 
     try:
         session = cleanup.enter_context(
@@ -160,12 +160,8 @@ def _build(c: Context, settings: DemoSettings, state: DemoState, cleanup: contex
         return
     state.engine = session.engine
     base_image = _base_image(c, settings, session.engine)
-    session.engine.build(
-        session.context_dir,
-        str(state.image),
-        target=RUNTIME_STAGE,
-        build_args=build_args(settings.project_dir, base_image=base_image),
-    )
+    build_image(session, str(state.image), target=RUNTIME_STAGE,
+                build_args=build_args(settings.project_dir, base_image=base_image))
     print(f"built {state.image}")
 
 
