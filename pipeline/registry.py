@@ -29,7 +29,7 @@ class RegistryError(PipelineError):
 
 
 class LocalRegistry:
-    """Context manager that runs `docker-registry serve CONFIG` on a free port of 127.0.0.1.
+    """Context manager that runs `docker-registry serve CONFIG` on 127.0.0.1, on `port` or a free one.
 
     `address` is "127.0.0.1:PORT" once the registry responds to `GET /v2/`. The
     process is stopped on exit from the `with` block, and the kernel sends it
