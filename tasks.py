@@ -6,7 +6,6 @@ non-zero exit (see `fail_cleanly`). Heavy imports happen inside the tasks so
 that `inv --list` stays fast.
 """
 
-import contextlib
 import functools
 import sys
 
@@ -38,55 +37,6 @@ _IMAGE_HELP = {
 }
 
 
-@contextlib.contextmanager
-def _build_session(c, engine=None, host=None):
-    """Open the engine (and the SSH connection for a remote build) from the task's options and build.* config."""
-    from pipeline.config import seconds
-    from pipeline.images import build_session
-
-    settings = c.config.build
-    with build_session(
-        c,
-        engine_name=engine or settings.engine,
-        storage_driver=settings.storage_driver,
-        isolation=settings.isolation,
-        host=host if host is not None else settings.host,
-        known_hosts=settings.known_hosts,
-        identity_file=settings.identity_file,
-        connect_timeout=seconds(settings.connect_timeout, "build.connect_timeout"),
-    ) as session:
-        yield session
-
-
-def _image_name(c, session=None, stage=None) -> tuple[str, str]:
-    """Return (repository, tag) of this commit's image; a test-stage image gets its own tag suffix."""
-    from pipeline.config import image_repository
-    from pipeline.images import clean_tag_for_remote
-    from pipeline.revision import image_tag
-
-    tag = image_tag()
-    if session is not None and session.remote:
-        tag = clean_tag_for_remote(tag)
-    if stage and stage != "runtime":
-        tag = f"{tag}-{stage}"
-    return image_repository(c.config), tag
-
-
-def _build_stage(c, session, stage, standin_base=False) -> str:
-    """Build one stage of the Dockerfile in the session and return the image reference it was tagged with."""
-    from pipeline.images import build_args, build_image
-    from pipeline.standin import ensure_standin_base
-
-    repository, tag = _image_name(c, session, stage)
-    image = f"{repository}:{tag}"
-    base_image = c.config.build.base_image
-    if standin_base or c.config.build.standin_base:
-        base_image = ensure_standin_base(session.engine.c, session.engine)
-    build_image(session, image, target=stage, build_args=build_args(base_image=base_image))
-    print(f"built {image}")
-    return image
-
-
 @task(
     help={
         **_IMAGE_HELP,
@@ -96,8 +46,10 @@ def _build_stage(c, session, stage, standin_base=False) -> str:
 @fail_cleanly
 def build(c, engine=None, host=None, target="runtime", standin_base=False):
     """Build this commit's image from the Dockerfile, here or on a remote builder."""
-    with _build_session(c, engine, host) as session:
-        _build_stage(c, session, target, standin_base)
+    from pipeline import images
+
+    with images.configured_session(c, engine, host) as session:
+        images.build_stage(c, session, target, standin_base)
 
 
 @task(
@@ -113,10 +65,10 @@ def push(c, engine=None, host=None, result_file=None):
     """Push this commit's image and record its reference, tag and digest for the bump job."""
     from pipeline import images
 
-    repository, tag = _image_name(c)
+    repository, tag = images.image_name(c.config)
     images.check_pushable_tag(tag)
     image = f"{repository}:{tag}"
-    with _build_session(c, engine, host) as session:
+    with images.configured_session(c, engine, host) as session:
         images.require_local_image(session.engine, image, remote=session.remote)
         images.login_from_environment(session.engine)
         digest = session.engine.push(image)
@@ -136,6 +88,7 @@ def push(c, engine=None, host=None, result_file=None):
 @fail_cleanly
 def run(c, engine=None, port=None, stop=False, image=None):
     """Start this commit's image in the background on 127.0.0.1, or stop it with --stop."""
+    from pipeline import images
     from pipeline.engines import registry_host, select_engine
     from pipeline.images import CONTAINER_PORT, parse_port, require_local_image
 
@@ -153,7 +106,7 @@ def run(c, engine=None, port=None, stop=False, image=None):
         return
     commit_image = not image
     if commit_image:
-        repository, tag = _image_name(c)
+        repository, tag = images.image_name(c.config)
         image = f"{repository}:{tag}"
     if selected.runs_services and (commit_image or registry_host(image) == "localhost"):
         # Only inv build makes this commit's image, and no registry serves the name localhost, so never pull it.
@@ -179,8 +132,8 @@ def test(c, in_image=False, reports=None, engine=None, host=None, standin_base=F
     if in_image:
         from pipeline import images
 
-        with _build_session(c, engine, host) as session:
-            image = _build_stage(c, session, images.TEST_STAGE, standin_base)
+        with images.configured_session(c, engine, host) as session:
+            image = images.build_stage(c, session, images.TEST_STAGE, standin_base)
             images.test_in_image(session, image, reports_dir)
         return
     testgate.run_tests(c, test_paths=list(c.config.test.paths), reports_dir=reports_dir)

@@ -132,6 +132,52 @@ def parse_port(value) -> int:
     return port
 
 
+@contextlib.contextmanager
+def configured_session(c, engine=None, host=None):
+    """Open build_session with the task's --engine and --host, else the build.* settings."""
+    from pipeline.config import seconds
+
+    settings = c.config.build
+    with build_session(
+        c,
+        engine_name=engine or settings.engine,
+        storage_driver=settings.storage_driver,
+        isolation=settings.isolation,
+        host=host if host is not None else settings.host,
+        known_hosts=settings.known_hosts,
+        identity_file=settings.identity_file,
+        connect_timeout=seconds(settings.connect_timeout, "build.connect_timeout"),
+    ) as session:
+        yield session
+
+
+def image_name(config, session=None, stage=None) -> tuple[str, str]:
+    """Return (repository, tag) of this commit's image; a test-stage image gets its own tag suffix."""
+    from pipeline.config import image_repository
+    from pipeline.revision import image_tag
+
+    tag = image_tag()
+    if session is not None and session.remote:
+        tag = clean_tag_for_remote(tag)
+    if stage and stage != "runtime":
+        tag = f"{tag}-{stage}"
+    return image_repository(config), tag
+
+
+def build_stage(c, session, stage, standin_base=False) -> str:
+    """Build one stage of the Dockerfile in the session and return the image reference it was tagged with."""
+    from pipeline.standin import ensure_standin_base
+
+    repository, tag = image_name(c.config, session, stage)
+    image = f"{repository}:{tag}"
+    base_image = c.config.build.base_image
+    if standin_base or c.config.build.standin_base:
+        base_image = ensure_standin_base(session.engine.c, session.engine)
+    build_image(session, image, target=stage, build_args=build_args(base_image=base_image))
+    print(f"built {image}")
+    return image
+
+
 def clean_tag_for_remote(tag: str) -> str:
     """Drop "-dirty" from a tag, because a remote build uses the committed tree, never the working tree."""
     if tag.endswith(DIRTY_SUFFIX):
