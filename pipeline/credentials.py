@@ -8,7 +8,7 @@ Two kinds are supported:
   deleted afterwards.
   Git gets them through GIT_SSH_COMMAND with StrictHostKeyChecking=yes, so an
   unknown or changed host key fails the call.
-- HTTPS with a project access token. Git asks for it through GIT_ASKPASS, a
+- HTTPS with a project access token. Git reads it through GIT_ASKPASS, a
   small script that prints an environment variable, so the token is never
   written into a URL, a file or the clone's .git/config.
 

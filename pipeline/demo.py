@@ -1,7 +1,7 @@
 """The onboarding demo: test, build, push and bump on one machine, against local stand-ins.
 
 Everything the demo creates lives under one git-ignored folder (`.demo/` by
-default): a bare manifests repository that stands in for the GitLab project,
+default): a bare manifests repository in place of the GitLab project,
 the merge requests it recorded, and the registry's storage. The steps call
 the same functions as `inv test`, `inv build`, `inv push` and `inv bump`.
 """
@@ -192,6 +192,7 @@ def _push(settings: DemoSettings, state: DemoState, outcome) -> None:
 
 def _bump(settings: DemoSettings, state: DemoState) -> None:
     from pipeline.gitops import bump_manifests
+    from pipeline.revision import source_commit
     from pipeline.manifests_remote import create_manifests_remote
 
     seed = settings.demo_dir / "manifests-content"
@@ -208,7 +209,7 @@ def _bump(settings: DemoSettings, state: DemoState) -> None:
         image=state.image,
         mode="merge-request",
         branch_prefix=settings.branch_prefix,
-        source_commit=_full_commit(settings.project_dir),
+        source_commit=source_commit(settings.project_dir),
         app_repo=settings.project_dir,
     )
     print(state.bump.message)
@@ -297,11 +298,6 @@ def _parent_tag(project_dir: Path) -> str:
     commit = open_repository(project_dir).head.commit
     return commit.parents[0].hexsha[:SHORT_SHA_LENGTH] if commit.parents else ""
 
-
-def _full_commit(project_dir: Path) -> str:
-    from pipeline.revision import source_commit
-
-    return source_commit(project_dir)
 
 
 def _git(directory: Path, *args: str) -> str:

@@ -2,7 +2,7 @@
 
 Each step takes an engine from `pipeline.engines`. The engine runs its
 commands on this machine, or on a remote builder when `build_session` opened
-an SSH connection; the steps do not need to know which.
+an SSH connection, and the steps work the same either way.
 """
 
 import contextlib

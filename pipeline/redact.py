@@ -22,7 +22,7 @@ _SECRET_NAME = re.compile(r"(TOKEN|PASSWORD|SECRET|PRIVATE_KEY)$")
 _URL_USERINFO = re.compile(r"(?P<scheme>https?://)[^/@\s]+@", re.IGNORECASE)
 
 # Values shorter than this are not masked one by one, because masking "1" or
-# "ci" would garble every line; such values are too short to be real secrets.
+# "ci" would garble every line. Values that short are not real secrets.
 _MIN_SECRET_LENGTH = 6
 
 

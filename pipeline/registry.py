@@ -119,7 +119,7 @@ class LocalRegistry:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RegistryError(f"{REGISTRY_PROGRAM} did not answer {url} within {START_TIMEOUT:g} s; read {self.log_file}")
+        raise RegistryError(f"{REGISTRY_PROGRAM} did not respond at {url} within {START_TIMEOUT:g} s; read {self.log_file}")
 
     def stop(self) -> None:
         """Stop the registry: SIGTERM, then SIGKILL after STOP_TIMEOUT seconds."""

@@ -14,7 +14,7 @@ from pipeline.errors import PipelineError
 # GitLab's CI_COMMIT_SHORT_SHA is 8 characters, so a local tag uses 8 as well.
 SHORT_SHA_LENGTH = 8
 DIRTY_SUFFIX = "-dirty"
-# What to do outside a clone when the caller needs only the commit's hashes: a build reads both variables.
+# Advice for a task outside a clone that needs only the commit's hashes, as a build does.
 CI_VARIABLES_ADVICE = (
     "run the task inside a clone, or set both CI_COMMIT_SHA and CI_COMMIT_SHORT_SHA "
     "(the commit's full hash and its first 8 characters)"

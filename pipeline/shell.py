@@ -26,8 +26,8 @@ def run_command(
 ):
     """Echo and run argv, and return invoke's Result; raise CommandError if it exits non-zero.
 
-    The command always runs with warn=True so that invoke never raises its own
-    UnexpectedExit; the exit status is then checked here, every time. The error
+    The command runs with warn=True, so invoke never raises its own
+    UnexpectedExit, and this function checks the exit status instead. The error
     quotes the last lines of stdout and stderr together, because with pty=True
     a command's stderr arrives on stdout. `secrets` and known secret variables
     are masked in the echo and in the error.

@@ -108,7 +108,7 @@ def image(tag: str) -> str:
 
 @dataclass
 class Remote:
-    """A bare repository that stands in for the manifests repository on GitLab."""
+    """A bare repository in place of the manifests repository on GitLab."""
 
     path: Path
 

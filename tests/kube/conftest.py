@@ -18,7 +18,7 @@ INVOKE_TIMEOUT_SECONDS = 120
 
 
 def objects_by_kind(rendered: str) -> dict[str, dict]:
-    """Map kind to object for a rendered overlay, which holds one object of each kind."""
+    """Map kind to object for a rendered overlay, which contains one object of each kind."""
     objects = [document for document in yaml.safe_load_all(rendered) if document]
     by_kind = {document["kind"]: document for document in objects}
     assert len(by_kind) == len(objects), "an overlay renders one object of each kind"

@@ -1,4 +1,4 @@
-"""Tests of the bare repository that stands in for the GitLab manifests project."""
+"""Tests of the bare repository used in place of the GitLab manifests project."""
 
 import subprocess
 
